@@ -1,0 +1,179 @@
+//! 1-3d convolution as tiled im2col followed by a matrix product. Tiling the output
+//! positions bounds the column buffer, so a full-resolution VAE layer needs megabytes,
+//! not gigabytes.
+
+use rayon::prelude::*;
+
+use super::matmul::{gemm, Mat, MatMut};
+use crate::backend::ConvParams;
+
+/// Upper bound on column-buffer elements per tile (16 MiB of f32).
+const TILE_ELEMS: usize = 1 << 22;
+
+/// Geometry normalised to three spatial dims (missing leading dims have size 1).
+struct Geometry {
+    c: usize,
+    input: [usize; 3],
+    kernel: [usize; 3],
+    stride: [usize; 3],
+    pad: [usize; 3],
+    dil: [usize; 3],
+    output: [usize; 3],
+}
+
+impl Geometry {
+    fn new(x: &[usize], w: &[usize], p: &ConvParams) -> Self {
+        let spatial = x.len() - 2;
+        let lead = 3 - spatial;
+        let fill = |v: &[usize], default: usize| {
+            let mut a = [default; 3];
+            a[lead..].copy_from_slice(v);
+            a
+        };
+        let input = fill(&x[2..], 1);
+        let kernel = fill(&w[2..], 1);
+        let stride = fill(&p.stride, 1);
+        let pad = fill(&p.padding, 0);
+        let dil = fill(&p.dilation, 1);
+        let output = std::array::from_fn(|i| {
+            (input[i] + 2 * pad[i] - dil[i] * (kernel[i] - 1) - 1) / stride[i] + 1
+        });
+        Geometry {
+            c: x[1],
+            input,
+            kernel,
+            stride,
+            pad,
+            dil,
+            output,
+        }
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kernel == [1; 3] && self.stride == [1; 3] && self.pad == [0; 3]
+    }
+
+    fn col_rows(&self) -> usize {
+        self.c * self.kernel.iter().product::<usize>()
+    }
+
+    fn positions(&self) -> usize {
+        self.output.iter().product()
+    }
+
+    /// Fills `dst` (the tile of output positions `l0..l0+dst.len()`) for one column row:
+    /// channel `c` at kernel offset `k`.
+    fn fill_row(&self, img: &[f32], row: usize, l0: usize, dst: &mut [f32]) {
+        let [kd, kh, kw] = self.kernel;
+        let kidx = row % (kd * kh * kw);
+        let c = row / (kd * kh * kw);
+        let k = [kidx / (kh * kw), (kidx / kw) % kh, kidx % kw];
+        let [id, ih, iw] = self.input;
+        let [_, oh, ow] = self.output;
+        let plane = &img[c * id * ih * iw..(c + 1) * id * ih * iw];
+        let mut l = l0;
+        let mut out = dst;
+        while !out.is_empty() {
+            let (od, rest) = (l / (oh * ow), l % (oh * ow));
+            let (orow, ocol) = (rest / ow, rest % ow);
+            let run = (ow - ocol).min(out.len());
+            let (seg, tail) = out.split_at_mut(run);
+            let zd = (od * self.stride[0] + k[0] * self.dil[0]) as isize - self.pad[0] as isize;
+            let zh = (orow * self.stride[1] + k[1] * self.dil[1]) as isize - self.pad[1] as isize;
+            if zd < 0 || zd >= id as isize || zh < 0 || zh >= ih as isize {
+                seg.fill(0.0);
+            } else {
+                let line = &plane[(zd as usize * ih + zh as usize) * iw..][..iw];
+                let x0 = (k[2] * self.dil[2]) as isize - self.pad[2] as isize;
+                let s = self.stride[2] as isize;
+                for (j, v) in seg.iter_mut().enumerate() {
+                    let x = x0 + (ocol + j) as isize * s;
+                    *v = if x >= 0 && x < iw as isize {
+                        line[x as usize]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            l += run;
+            out = tail;
+        }
+    }
+}
+
+/// Returns the output data and shape `[n, o, out…]` (with the input's spatial rank).
+pub fn conv(
+    x: &[f32],
+    xd: &[usize],
+    w: &[f32],
+    wd: &[usize],
+    bias: Option<&[f32]>,
+    p: &ConvParams,
+) -> (Vec<f32>, Vec<usize>) {
+    let g = Geometry::new(xd, wd, p);
+    let (n, o) = (xd[0], wd[0]);
+    let (rows, positions) = (g.col_rows(), g.positions());
+    let in_len = g.c * g.input.iter().product::<usize>();
+    let mut out = vec![0.0; n * o * positions];
+    let threads = rayon::current_num_threads();
+    let weights = Mat::rows(w, rows);
+    let tile = (TILE_ELEMS / rows.max(1)).clamp(1, positions.max(1));
+    let mut cols = if g.is_pointwise() {
+        Vec::new()
+    } else {
+        vec![0.0; rows * tile]
+    };
+    for (img, dst) in x.chunks(in_len).zip(out.chunks_mut(o * positions)) {
+        if let Some(b) = bias {
+            for (plane, &bv) in dst.chunks_mut(positions).zip(b) {
+                plane.fill(bv);
+            }
+        }
+        if g.is_pointwise() {
+            let dst = MatMut {
+                data: dst,
+                rs: positions,
+                cs: 1,
+            };
+            gemm(
+                dst,
+                weights,
+                Mat::rows(img, positions),
+                o,
+                rows,
+                positions,
+                1.0,
+                bias.is_some(),
+                threads,
+            );
+            continue;
+        }
+        for l0 in (0..positions).step_by(tile) {
+            let width = tile.min(positions - l0);
+            let cols = &mut cols[..rows * width];
+            cols.par_chunks_mut(width)
+                .enumerate()
+                .with_min_len((1 << 14) / width.max(1) + 1)
+                .for_each(|(r, line)| g.fill_row(img, r, l0, line));
+            let dst = MatMut {
+                data: &mut dst[l0..],
+                rs: positions,
+                cs: 1,
+            };
+            gemm(
+                dst,
+                weights,
+                Mat::rows(cols, width),
+                o,
+                rows,
+                width,
+                1.0,
+                bias.is_some(),
+                threads,
+            );
+        }
+    }
+    let mut shape = vec![n, o];
+    shape.extend_from_slice(&g.output[3 - (xd.len() - 2)..]);
+    (out, shape)
+}

@@ -1,0 +1,192 @@
+//! The backend seam: one trait that every device implements. Tensor methods validate
+//! arguments and shapes, then call the backend of the tensor's device, so a backend may
+//! assume well-formed input.
+
+pub mod cpu;
+mod registry;
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+pub use cpu::{CpuBackend, CpuStorage};
+pub use registry::register_device_backend;
+pub(crate) use registry::{cpu, device_backend};
+
+use crate::{DType, Device, Result, Tensor};
+
+/// A buffer owned by a non-CPU backend.
+pub trait DeviceStorage: Send + Sync + Debug + Any {
+    fn backend(&self) -> Arc<dyn Backend>;
+    fn dtype(&self) -> DType;
+    fn elem_count(&self) -> usize;
+    fn as_any(&self) -> &dyn Any;
+}
+
+#[derive(Debug)]
+pub enum Storage {
+    Cpu(CpuStorage),
+    Device(Arc<dyn DeviceStorage>),
+}
+
+impl Storage {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Storage::Cpu(s) => s.dtype(),
+            Storage::Device(s) => s.dtype(),
+        }
+    }
+
+    pub fn elem_count(&self) -> usize {
+        match self {
+            Storage::Cpu(s) => s.elem_count(),
+            Storage::Device(s) => s.elem_count(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    Square,
+    Recip,
+    Tanh,
+    Sin,
+    Cos,
+    Relu,
+    Sigmoid,
+    Silu,
+    /// `0.5·x·(1 + erf(x/√2))`, PyTorch's default GELU.
+    GeluErf,
+    /// PyTorch's `approximate="tanh"` GELU.
+    GeluTanh,
+    /// `x·σ(1.702·x)`, used by OpenAI CLIP configs.
+    QuickGelu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+/// Stride, padding and dilation per spatial dimension (1 to 3 of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: Vec<usize>,
+    pub padding: Vec<usize>,
+    pub dilation: Vec<usize>,
+}
+
+impl ConvParams {
+    /// The same stride and padding on every one of `rank` spatial dimensions, dilation 1.
+    pub fn uniform(rank: usize, stride: usize, padding: usize) -> Self {
+        ConvParams {
+            stride: vec![stride; rank],
+            padding: vec![padding; rank],
+            dilation: vec![1; rank],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    Bilinear,
+    /// Keys' cubic convolution with a = −0.75, as PyTorch.
+    Bicubic,
+}
+
+/// Every op a model needs. Arguments have been validated by the `Tensor` method that
+/// calls it; outputs are new contiguous tensors on the same device.
+pub trait Backend: Send + Sync + Debug {
+    fn device(&self) -> Device;
+
+    /// Copies host f32 data into a tensor of `dtype` on this device.
+    fn from_f32(&self, data: &[f32], shape: &crate::Shape, dtype: DType) -> Result<Tensor>;
+    /// Takes a CPU tensor of any dtype onto this device, keeping its dtype.
+    fn upload(&self, cpu: &Tensor) -> Result<Tensor>;
+    /// Brings a tensor of this device to the CPU, keeping its dtype.
+    fn download(&self, t: &Tensor) -> Result<Tensor>;
+    fn to_dtype(&self, t: &Tensor, dtype: DType) -> Result<Tensor>;
+
+    fn unary(&self, x: &Tensor, op: UnaryOp) -> Result<Tensor>;
+    /// `x·mul + add`, elementwise.
+    fn affine(&self, x: &Tensor, mul: f32, add: f32) -> Result<Tensor>;
+    fn clamp(&self, x: &Tensor, min: f32, max: f32) -> Result<Tensor>;
+    /// Elementwise with NumPy broadcasting to `out_shape`.
+    fn binary(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        op: BinaryOp,
+        out_shape: &crate::Shape,
+    ) -> Result<Tensor>;
+
+    /// `a [batch…, m, k] · b [batch…, k, n]`; `b` may also be a single `[k, n]` shared by
+    /// every batch entry.
+    fn matmul(&self, a: &Tensor, b: &Tensor) -> Result<Tensor>;
+    /// `x […, k] · wᵀ + bias` with `w [n, k]`, PyTorch's layout.
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor>;
+    /// Convolution over 1 to 3 spatial dims: `x [n, c, …]`, `w [o, c, k…]`, groups 1.
+    fn conv(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &ConvParams)
+        -> Result<Tensor>;
+
+    /// GroupNorm over `x [n, c, …]` with per-channel affine, optionally followed by SiLU.
+    fn group_norm(
+        &self,
+        x: &Tensor,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor>;
+    /// LayerNorm over the last dimension.
+    fn layer_norm(
+        &self,
+        x: &Tensor,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+    ) -> Result<Tensor>;
+    /// Softmax over the last dimension.
+    fn softmax(&self, x: &Tensor) -> Result<Tensor>;
+    /// Multi-head scaled dot-product attention in token-major layout:
+    /// `q [b, lq, h·d]`, `k [b, lk, h·d]`, `v [b, lk, h·dv]` → `[b, lq, h·dv]`.
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor>;
+    /// `a · gelu(b)` where `a` and `b` are the two halves of the last dimension.
+    fn geglu(&self, x: &Tensor) -> Result<Tensor>;
+
+    fn permute(&self, x: &Tensor, dims: &[usize]) -> Result<Tensor>;
+    fn concat(&self, xs: &[&Tensor], axis: usize) -> Result<Tensor>;
+    fn narrow(&self, x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor>;
+    fn index_select(&self, x: &Tensor, axis: usize, indices: &[usize]) -> Result<Tensor>;
+    /// Sum over the given (sorted, distinct) axes, keeping them as size 1.
+    fn sum_keepdim(&self, x: &Tensor, axes: &[usize]) -> Result<Tensor>;
+    /// Nearest-neighbour upsampling of the last two dims by integer factors.
+    fn upsample_nearest2d(&self, x: &Tensor, scale_h: usize, scale_w: usize) -> Result<Tensor>;
+    /// Resize of the last two dims with PyTorch's `interpolate` semantics (no antialias).
+    fn resize2d(
+        &self,
+        x: &Tensor,
+        out_h: usize,
+        out_w: usize,
+        mode: ResizeMode,
+        align_corners: bool,
+    ) -> Result<Tensor>;
+}

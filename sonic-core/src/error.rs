@@ -1,0 +1,99 @@
+//! Typed errors of the core library.
+
+use std::path::PathBuf;
+
+use crate::tensor::{DType, Device, Shape};
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{op}: shape mismatch, expected {expected} but found {found}")]
+    ShapeMismatch {
+        op: &'static str,
+        expected: Shape,
+        found: Shape,
+    },
+
+    #[error("{op}: {msg}")]
+    InvalidArgument { op: &'static str, msg: String },
+
+    #[error("{op}: cannot broadcast {lhs} with {rhs}")]
+    Broadcast {
+        op: &'static str,
+        lhs: Shape,
+        rhs: Shape,
+    },
+
+    #[error("{op}: dtype {dtype} is not supported on {device}")]
+    UnsupportedDType {
+        op: &'static str,
+        dtype: DType,
+        device: Device,
+    },
+
+    #[error("{op}: tensors live on different devices ({lhs} and {rhs})")]
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
+
+    #[error("device {device} is not available: {reason}")]
+    DeviceUnavailable { device: String, reason: String },
+
+    #[error("{0} elements do not fit shape {1}")]
+    ElementCount(usize, Shape),
+
+    #[error("backend error on {device}: {msg}")]
+    Backend { device: Device, msg: String },
+
+    #[error("weight `{key}` is missing{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    MissingWeight { key: String, hint: Option<String> },
+
+    #[error("weight `{key}` has shape {found}, expected {expected}")]
+    WeightShape {
+        key: String,
+        expected: Shape,
+        found: Shape,
+    },
+
+    #[error("weight `{key}` has dtype {dtype}, which cannot be converted to a float tensor")]
+    WeightDType { key: String, dtype: String },
+
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: invalid config: {msg}")]
+    Config { path: PathBuf, msg: String },
+}
+
+impl Error {
+    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            op,
+            msg: msg.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
+        Error::File {
+            path: path.into(),
+            msg: msg.into(),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Sonic SDK core: tensors with a runtime-chosen device, the CPU reference backend,
+//! weight loading, and (as the SDK grows) models, sampling and scheduling.
+
+pub mod backend;
+pub mod error;
+pub mod rng;
+pub mod tensor;
+pub mod weights;
+
+pub use backend::Backend;
+pub use error::{Error, Result};
+pub use tensor::{DType, Device, Shape, Tensor};
