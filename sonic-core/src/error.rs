@@ -73,6 +73,9 @@ pub enum Error {
 
     #[error("{path}: invalid config: {msg}")]
     Config { path: PathBuf, msg: String },
+
+    #[error(transparent)]
+    Pth(#[from] crate::weights::pth::PthError),
 }
 
 impl Error {
