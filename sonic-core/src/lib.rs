@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod error;
 pub mod rng;
+pub mod sampling;
 pub mod tensor;
 pub mod weights;
 

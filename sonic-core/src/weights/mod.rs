@@ -3,12 +3,14 @@
 //! reports missing, unused and mismatched keys.
 
 mod builder;
+mod convert;
 mod folder;
 pub mod pth;
 mod report;
 mod store;
 
 pub use builder::VarBuilder;
+pub use convert::write_safetensors;
 pub use folder::{find_weight_files, read_config};
 pub use report::LoadReport;
 pub use store::{RawTensor, WeightStore};

@@ -318,3 +318,33 @@ fn folder_without_weights_or_config_is_a_clear_error() {
         .to_string();
     assert!(err.contains("invalid config"), "{err}");
 }
+
+#[test]
+fn conversion_keeps_keys_dtypes_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = WeightStore::open(&[sample_file(dir.path())]).unwrap();
+    let out = dir.path().join("copy.safetensors");
+    write_safetensors(&src, &out).unwrap();
+    let copy = WeightStore::open(&[&out]).unwrap();
+    assert_eq!(copy.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
+    for key in src.keys() {
+        let (a, b) = (src.raw(key).unwrap(), copy.raw(key).unwrap());
+        assert_eq!((a.dtype, &a.shape, a.bytes()), (b.dtype, &b.shape, b.bytes()), "{key}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn conversion_into_a_missing_folder_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = WeightStore::open(&[sample_file(dir.path())]).unwrap();
+    let out = dir.path().join("no/such/dir/out.safetensors");
+    let err = write_safetensors(&src, &out).unwrap_err().to_string();
+    assert!(err.contains("out.safetensors"), "{err}");
+    assert!(!out.exists());
+}
