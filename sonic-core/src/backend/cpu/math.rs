@@ -17,9 +17,11 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let e = p * r * r + r + 1.0;
-    // 2^n assembled from the exponent bits; n is within [-126, 128) after the clamp.
-    let two_n = f32::from_bits(((n as i32 + 127).clamp(0, 254) as u32) << 23);
-    let y = e * two_n;
+    // 2^n assembled from exponent bits in two halves: n is within [-126, 128] after the
+    // clamp, and 2^128 (needed just below overflow) is not a finite f32.
+    let n = n as i32;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let y = e * pow2(n >> 1) * pow2(n - (n >> 1));
     let y = if x > 88.722_83 { f32::INFINITY } else { y };
     let y = if x < -87.336_55 { 0.0 } else { y };
     if x.is_nan() {
