@@ -15,7 +15,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // 2^n assembled from exponent bits in two halves: n is within [-126, 128] after the
     // clamp, and 2^128 (needed just below overflow) is not a finite f32.
