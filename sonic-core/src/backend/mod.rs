@@ -110,6 +110,7 @@ pub trait Backend: Send + Sync + Debug {
     fn device(&self) -> Device;
 
     /// Copies host f32 data into a tensor of `dtype` on this device.
+    #[allow(clippy::wrong_self_convention)]
     fn from_f32(&self, data: &[f32], shape: &crate::Shape, dtype: DType) -> Result<Tensor>;
     /// Takes a CPU tensor of any dtype onto this device, keeping its dtype.
     fn upload(&self, cpu: &Tensor) -> Result<Tensor>;

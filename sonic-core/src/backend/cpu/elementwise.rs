@@ -39,7 +39,8 @@ vectorised_unary! {
     tanh => math::tanh,
     sin => |x: f32| x.sin(),
     cos => |x: f32| x.cos(),
-    relu => |x: f32| x.max(0.0),
+    // Not `max(0.0)`, which turns NaN into 0; PyTorch's relu keeps it.
+    relu => |x: f32| if x < 0.0 { 0.0 } else { x },
     sigmoid => math::sigmoid,
     silu => math::silu,
     gelu_erf => math::gelu_erf,

@@ -15,11 +15,13 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    // 2^n assembled from the exponent bits; n is within [-126, 128) after the clamp.
-    let two_n = f32::from_bits(((n as i32 + 127).clamp(0, 254) as u32) << 23);
-    let y = e * two_n;
+    // 2^n assembled from exponent bits in two halves: n is within [-126, 128] after the
+    // clamp, and 2^128 (needed just below overflow) is not a finite f32.
+    let n = n as i32;
+    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let y = e * pow2(n >> 1) * pow2(n - (n >> 1));
     let y = if x > 88.722_83 { f32::INFINITY } else { y };
     let y = if x < -87.336_55 { 0.0 } else { y };
     if x.is_nan() {
@@ -47,7 +49,17 @@ pub fn gelu_erf(x: f32) -> f32 {
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     // tanh(x) = 1 − 2/(e^{2x}+1); exact limits for large |x| come from exp's saturation.
-    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+    // Near 0 that difference cancels to an absolute error of an ulp of 1, so small inputs
+    // take the odd Taylor series, whose truncation there is far below an ulp of the result.
+    let x2 = x * x;
+    let series =
+        x + x * x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0))));
+    let formula = 1.0 - 2.0 / (exp(2.0 * x) + 1.0);
+    if x.abs() < 0.25 {
+        series
+    } else {
+        formula
+    }
 }
 
 #[inline(always)]

@@ -42,6 +42,7 @@ pub struct MatMut<'a> {
 }
 
 /// `dst = beta·a·b` (or `dst += beta·a·b` when `accumulate`), with `a [m, k]`, `b [k, n]`.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm(
     dst: MatMut,
     a: Mat,

@@ -285,3 +285,6 @@ impl Backend for CpuBackend {
         tensor(data, shape)
     }
 }
+
+#[cfg(test)]
+mod tests;
