@@ -1,0 +1,539 @@
+//! CUDA driver and NVRTC probing through `libloading` alone.
+//!
+//! cudarc panics when a library or one of its symbols is missing, so anything that must
+//! merely *ask* whether CUDA is usable (`sonic doctor`, device selection) goes through this
+//! module instead. Every failure ends up as an `error` string in the returned report.
+//!
+//! Libraries are opened by bare name, so the platform loader's search applies
+//! (`LD_LIBRARY_PATH`, the ld.so cache, `PATH` on Windows). Opened libraries stay loaded for
+//! the life of the process: they live in statics that are never dropped, because unloading
+//! CUDA libraries is neither needed nor safe once function pointers have been handed out.
+
+use std::ffi::{c_char, c_int, CStr, OsStr, OsString};
+use std::sync::OnceLock;
+
+use libloading::Library;
+use serde::Serialize;
+
+/// Environment variable naming an NVRTC library file to use instead of the default names.
+pub const NVRTC_PATH_ENV: &str = "SONIC_NVRTC_PATH";
+
+const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: c_int = 75;
+const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: c_int = 76;
+const CUDA_SUCCESS: c_int = 0;
+const NVRTC_SUCCESS: c_int = 0;
+/// Device names are at most 256 bytes in every CUDA release (`cudaDeviceProp::name`).
+const DEVICE_NAME_CAPACITY: usize = 256;
+
+#[cfg(windows)]
+const DRIVER_CANDIDATES: &[&str] = &["nvcuda.dll"];
+#[cfg(not(windows))]
+const DRIVER_CANDIDATES: &[&str] = &["libcuda.so.1", "libcuda.so"];
+
+#[cfg(windows)]
+const NVRTC_CANDIDATES: &[&str] = &["nvrtc64_130_0.dll", "nvrtc64_120_0.dll"];
+#[cfg(not(windows))]
+const NVRTC_CANDIDATES: &[&str] = &["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
+
+/// What the CUDA driver library reports about itself and the GPUs it sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DriverProbe {
+    /// The library name that loaded, `None` when no candidate could be opened.
+    pub library: Option<String>,
+    /// The highest CUDA version the driver supports, as (major, minor).
+    pub version: Option<(i32, i32)>,
+    pub devices: Vec<GpuInfo>,
+    /// The first failure, naming the library, symbol or call; the fields above keep
+    /// whatever was learned before it.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuInfo {
+    pub ordinal: i32,
+    pub name: String,
+    pub compute_capability: (i32, i32),
+    pub total_memory_bytes: u64,
+}
+
+/// What the NVRTC library reports about itself. NVRTC works without a GPU or driver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NvrtcProbe {
+    pub library: Option<String>,
+    pub version: Option<(i32, i32)>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+enum ProbeError {
+    #[error("could not load the {what} library ({})", describe_attempts(.attempts))]
+    LibraryNotFound {
+        what: &'static str,
+        attempts: Vec<LoadAttempt>,
+    },
+    #[error("{library} has no symbol `{symbol}`: {reason}")]
+    MissingSymbol {
+        library: String,
+        symbol: &'static str,
+        reason: String,
+    },
+    #[error("{call} failed with {code}")]
+    CallFailed { call: String, code: String },
+}
+
+struct LoadedLibrary {
+    name: String,
+    library: Library,
+}
+
+impl LoadedLibrary {
+    /// Copies a function pointer out of the library. Taking `&'static self` is what makes
+    /// the copy sound: the library can never be unloaded while the pointer exists.
+    ///
+    /// # Safety
+    /// `F` must be the `extern` fn pointer type matching the symbol's C prototype.
+    unsafe fn function<F: Copy>(&'static self, symbol: &'static str) -> Result<F, ProbeError> {
+        // SAFETY: the caller guarantees `F` matches the symbol.
+        let found = unsafe { self.library.get::<F>(symbol) };
+        found
+            .map(|function| *function)
+            .map_err(|err| ProbeError::MissingSymbol {
+                library: self.name.clone(),
+                symbol,
+                reason: loader_message(&err),
+            })
+    }
+}
+
+fn os_strings(names: &[&str]) -> Vec<OsString> {
+    names.iter().map(OsString::from).collect()
+}
+
+/// Opens the first candidate that loads, recording every failure for the error message.
+fn load_first(what: &'static str, candidates: &[OsString]) -> Result<LoadedLibrary, ProbeError> {
+    let mut attempts = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        // SAFETY: loading runs the library's initialisers; the candidates are the CUDA
+        // driver or NVRTC (or a file the user named for that role), whose initialisers
+        // have no preconditions on the host process.
+        match unsafe { Library::new(candidate) } {
+            Ok(library) => {
+                let name = candidate.to_string_lossy().into_owned();
+                return Ok(LoadedLibrary { name, library });
+            }
+            Err(err) => attempts.push(LoadAttempt::new(candidate, &err)),
+        }
+    }
+    Err(ProbeError::LibraryNotFound { what, attempts })
+}
+
+/// One candidate that failed to load, with the loader's reason.
+#[derive(Debug, Clone)]
+struct LoadAttempt {
+    candidate: String,
+    reason: String,
+}
+
+impl LoadAttempt {
+    fn new(candidate: &OsStr, err: &libloading::Error) -> Self {
+        let candidate = candidate.to_string_lossy().into_owned();
+        let message = loader_message(err);
+        // glibc prefixes its message with the file name, which the report already shows.
+        let reason = match message.strip_prefix(&format!("{candidate}: ")) {
+            Some(rest) => rest.to_owned(),
+            None => message,
+        };
+        LoadAttempt { candidate, reason }
+    }
+}
+
+/// Usually every candidate fails the same way ("No such file"); say that once.
+fn describe_attempts(attempts: &[LoadAttempt]) -> String {
+    let names: Vec<&str> = attempts.iter().map(|a| a.candidate.as_str()).collect();
+    match attempts.first() {
+        Some(first) if attempts.iter().all(|a| a.reason == first.reason) => {
+            format!("tried {}: {}", names.join(", "), first.reason)
+        }
+        _ => {
+            let each: Vec<String> = attempts
+                .iter()
+                .map(|a| format!("{}: {}", a.candidate, a.reason))
+                .collect();
+            format!("tried {}", each.join("; "))
+        }
+    }
+}
+
+/// The loader's own message lives in the error's source; libloading's top level only says
+/// "dlopen failed".
+fn loader_message(err: &libloading::Error) -> String {
+    match std::error::Error::source(err) {
+        Some(source) => source.to_string(),
+        None => err.to_string(),
+    }
+}
+
+/// Decodes the CUDA integer version encoding (`1000 * major + 10 * minor`).
+pub fn decode_cuda_version(encoded: i32) -> (i32, i32) {
+    (encoded / 1000, (encoded % 1000) / 10)
+}
+
+// ---------------------------------------------------------------------------------------
+// CUDA driver
+
+type CuResult = c_int;
+type CuDevice = c_int;
+// `extern "system"` because the driver API is declared CUDAAPI (__stdcall on 32-bit Windows).
+type CuInit = unsafe extern "system" fn(flags: u32) -> CuResult;
+type CuDriverGetVersion = unsafe extern "system" fn(version: *mut c_int) -> CuResult;
+type CuDeviceGetCount = unsafe extern "system" fn(count: *mut c_int) -> CuResult;
+type CuDeviceGet = unsafe extern "system" fn(device: *mut CuDevice, ordinal: c_int) -> CuResult;
+type CuDeviceGetName =
+    unsafe extern "system" fn(name: *mut c_char, len: c_int, device: CuDevice) -> CuResult;
+type CuDeviceGetAttribute =
+    unsafe extern "system" fn(value: *mut c_int, attribute: c_int, device: CuDevice) -> CuResult;
+type CuDeviceTotalMem = unsafe extern "system" fn(bytes: *mut usize, device: CuDevice) -> CuResult;
+type CuGetErrorName =
+    unsafe extern "system" fn(error: CuResult, name: *mut *const c_char) -> CuResult;
+
+/// Probes the CUDA driver. Never panics; see [`DriverProbe::error`].
+pub fn probe_driver() -> DriverProbe {
+    let mut report = DriverProbe::default();
+    if let Err(err) = fill_driver_probe(&mut report) {
+        report.error = Some(err.to_string());
+    }
+    report
+}
+
+fn driver_library() -> Result<&'static LoadedLibrary, ProbeError> {
+    static DRIVER: OnceLock<Result<LoadedLibrary, ProbeError>> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| load_first("CUDA driver", &os_strings(DRIVER_CANDIDATES)))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn fill_driver_probe(report: &mut DriverProbe) -> Result<(), ProbeError> {
+    let driver = Driver(driver_library()?);
+    report.library = Some(driver.0.name.clone());
+    // Asked before cuInit: it needs no initialisation, and the supported version is the
+    // most useful fact when cuInit then fails (e.g. CUDA_ERROR_NO_DEVICE).
+    report.version = Some(decode_cuda_version(driver.version()?));
+    driver.init()?;
+    for ordinal in 0..driver.device_count()? {
+        report.devices.push(driver.device_info(ordinal)?);
+    }
+    Ok(())
+}
+
+struct Driver(&'static LoadedLibrary);
+
+impl Driver {
+    fn check(&self, call: &str, result: CuResult) -> Result<(), ProbeError> {
+        if result == CUDA_SUCCESS {
+            return Ok(());
+        }
+        Err(ProbeError::CallFailed {
+            call: call.to_owned(),
+            code: self.error_name(result),
+        })
+    }
+
+    /// `CUDA_ERROR_NO_DEVICE (100)` when the driver can name the code, else the number.
+    fn error_name(&self, result: CuResult) -> String {
+        // SAFETY: the type matches `CUresult cuGetErrorName(CUresult, const char**)`.
+        let function: Result<CuGetErrorName, _> = unsafe { self.0.function("cuGetErrorName") };
+        let Ok(get_error_name) = function else {
+            return format!("CUresult {result}");
+        };
+        let mut name: *const c_char = std::ptr::null();
+        // SAFETY: `name` is a valid out-pointer; on success the driver points it at a static
+        // NUL-terminated string.
+        let status = unsafe { get_error_name(result, &mut name) };
+        if status != CUDA_SUCCESS || name.is_null() {
+            return format!("CUresult {result}");
+        }
+        // SAFETY: checked non-null above; the string is static in the driver.
+        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+        format!("{name} ({result})")
+    }
+
+    fn version(&self) -> Result<i32, ProbeError> {
+        // SAFETY: the type matches `CUresult cuDriverGetVersion(int*)`.
+        let get_version: CuDriverGetVersion = unsafe { self.0.function("cuDriverGetVersion")? };
+        let mut version = 0;
+        // SAFETY: `version` is a valid out-pointer.
+        self.check("cuDriverGetVersion", unsafe { get_version(&mut version) })?;
+        Ok(version)
+    }
+
+    fn init(&self) -> Result<(), ProbeError> {
+        // SAFETY: the type matches `CUresult cuInit(unsigned int)`.
+        let init: CuInit = unsafe { self.0.function("cuInit")? };
+        // SAFETY: flags must be 0; cuInit may be called any number of times.
+        self.check("cuInit(0)", unsafe { init(0) })
+    }
+
+    fn device_count(&self) -> Result<i32, ProbeError> {
+        // SAFETY: the type matches `CUresult cuDeviceGetCount(int*)`.
+        let get_count: CuDeviceGetCount = unsafe { self.0.function("cuDeviceGetCount")? };
+        let mut count = 0;
+        // SAFETY: `count` is a valid out-pointer.
+        self.check("cuDeviceGetCount", unsafe { get_count(&mut count) })?;
+        Ok(count)
+    }
+
+    fn device_info(&self, ordinal: i32) -> Result<GpuInfo, ProbeError> {
+        let device = self.device(ordinal)?;
+        Ok(GpuInfo {
+            ordinal,
+            name: self.device_name(ordinal, device)?,
+            compute_capability: (
+                self.attribute(
+                    ordinal,
+                    device,
+                    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                )?,
+                self.attribute(
+                    ordinal,
+                    device,
+                    CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                )?,
+            ),
+            total_memory_bytes: self.total_memory(ordinal, device)?,
+        })
+    }
+
+    fn device(&self, ordinal: i32) -> Result<CuDevice, ProbeError> {
+        // SAFETY: the type matches `CUresult cuDeviceGet(CUdevice*, int)`.
+        let get_device: CuDeviceGet = unsafe { self.0.function("cuDeviceGet")? };
+        let mut device = 0;
+        // SAFETY: `device` is a valid out-pointer.
+        let result = unsafe { get_device(&mut device, ordinal) };
+        self.check(&format!("cuDeviceGet({ordinal})"), result)?;
+        Ok(device)
+    }
+
+    fn device_name(&self, ordinal: i32, device: CuDevice) -> Result<String, ProbeError> {
+        // SAFETY: the type matches `CUresult cuDeviceGetName(char*, int, CUdevice)`.
+        let get_name: CuDeviceGetName = unsafe { self.0.function("cuDeviceGetName")? };
+        let mut buffer = [0u8; DEVICE_NAME_CAPACITY];
+        // SAFETY: the driver writes at most `len` bytes, NUL-terminated, into `buffer`.
+        let result = unsafe {
+            get_name(
+                buffer.as_mut_ptr().cast(),
+                DEVICE_NAME_CAPACITY as c_int,
+                device,
+            )
+        };
+        self.check(&format!("cuDeviceGetName({ordinal})"), result)?;
+        // A driver that fills the buffer without a NUL still yields a usable name.
+        let name = match CStr::from_bytes_until_nul(&buffer) {
+            Ok(name) => name.to_string_lossy(),
+            Err(_) => String::from_utf8_lossy(&buffer),
+        };
+        Ok(name.into_owned())
+    }
+
+    fn attribute(
+        &self,
+        ordinal: i32,
+        device: CuDevice,
+        attribute: c_int,
+    ) -> Result<i32, ProbeError> {
+        // SAFETY: the type matches
+        // `CUresult cuDeviceGetAttribute(int*, CUdevice_attribute, CUdevice)`.
+        let get_attribute: CuDeviceGetAttribute =
+            unsafe { self.0.function("cuDeviceGetAttribute")? };
+        let mut value = 0;
+        // SAFETY: `value` is a valid out-pointer.
+        let result = unsafe { get_attribute(&mut value, attribute, device) };
+        self.check(
+            &format!("cuDeviceGetAttribute({attribute}, device {ordinal})"),
+            result,
+        )?;
+        Ok(value)
+    }
+
+    fn total_memory(&self, ordinal: i32, device: CuDevice) -> Result<u64, ProbeError> {
+        // SAFETY: the type matches `CUresult cuDeviceTotalMem_v2(size_t*, CUdevice)`.
+        let total_mem: CuDeviceTotalMem = unsafe { self.0.function("cuDeviceTotalMem_v2")? };
+        let mut bytes = 0usize;
+        // SAFETY: `bytes` is a valid out-pointer.
+        let result = unsafe { total_mem(&mut bytes, device) };
+        self.check(&format!("cuDeviceTotalMem_v2({ordinal})"), result)?;
+        Ok(bytes as u64)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// NVRTC
+
+type NvrtcResult = c_int;
+type NvrtcVersion = unsafe extern "C" fn(major: *mut c_int, minor: *mut c_int) -> NvrtcResult;
+
+/// Probes NVRTC. Never panics; see [`NvrtcProbe::error`].
+///
+/// When [`NVRTC_PATH_ENV`] is set, only that file is tried, so a wrong override is reported
+/// rather than silently replaced by whatever the loader finds. The variable is read once
+/// per process, when NVRTC is first probed.
+pub fn probe_nvrtc() -> NvrtcProbe {
+    let mut report = NvrtcProbe::default();
+    if let Err(err) = fill_nvrtc_probe(&mut report) {
+        report.error = Some(err.to_string());
+    }
+    report
+}
+
+/// The libraries to try and how to name them in errors.
+fn nvrtc_candidates(override_path: Option<OsString>) -> (&'static str, Vec<OsString>) {
+    match override_path {
+        Some(path) if !path.is_empty() => ("NVRTC (from SONIC_NVRTC_PATH)", vec![path]),
+        _ => ("NVRTC", os_strings(NVRTC_CANDIDATES)),
+    }
+}
+
+fn nvrtc_library() -> Result<&'static LoadedLibrary, ProbeError> {
+    static NVRTC: OnceLock<Result<LoadedLibrary, ProbeError>> = OnceLock::new();
+    NVRTC
+        .get_or_init(|| {
+            let (what, candidates) = nvrtc_candidates(std::env::var_os(NVRTC_PATH_ENV));
+            load_first(what, &candidates)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn fill_nvrtc_probe(report: &mut NvrtcProbe) -> Result<(), ProbeError> {
+    let nvrtc = nvrtc_library()?;
+    report.library = Some(nvrtc.name.clone());
+    // SAFETY: the type matches `nvrtcResult nvrtcVersion(int*, int*)`.
+    let version = unsafe { nvrtc.function::<NvrtcVersion>("nvrtcVersion")? };
+    let (mut major, mut minor) = (0, 0);
+    // SAFETY: both are valid out-pointers.
+    let result = unsafe { version(&mut major, &mut minor) };
+    if result != NVRTC_SUCCESS {
+        return Err(ProbeError::CallFailed {
+            call: "nvrtcVersion".to_owned(),
+            code: format!("nvrtcResult {result}"),
+        });
+    }
+    report.version = Some((major, minor));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_cuda_versions() {
+        assert_eq!(decode_cuda_version(12040), (12, 4));
+        assert_eq!(decode_cuda_version(13000), (13, 0));
+        assert_eq!(decode_cuda_version(11080), (11, 8));
+        assert_eq!(decode_cuda_version(12090), (12, 9));
+    }
+
+    #[test]
+    fn missing_library_error_names_every_candidate() {
+        let candidates = [
+            OsString::from("libsonic_absent_a.so"),
+            OsString::from("libsonic_absent_b.so"),
+        ];
+        let Err(err) = load_first("test", &candidates) else {
+            panic!("a library that does not exist was loaded");
+        };
+        let message = err.to_string();
+        assert!(
+            message.starts_with("could not load the test library"),
+            "{message}"
+        );
+        assert!(message.contains("libsonic_absent_a.so"), "{message}");
+        assert!(message.contains("libsonic_absent_b.so"), "{message}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn missing_symbol_error_names_library_and_symbol() {
+        let libc = load_first("C", &os_strings(&["libc.so.6"])).expect("glibc is loadable");
+        let libc: &'static LoadedLibrary = Box::leak(Box::new(libc));
+        // SAFETY: the lookup fails, so the type is never used to call anything.
+        let Err(err) = (unsafe { libc.function::<CuInit>("cuInit") }) else {
+            panic!("libc exports cuInit");
+        };
+        let message = err.to_string();
+        assert!(
+            message.starts_with("libc.so.6 has no symbol `cuInit`: "),
+            "{message}"
+        );
+        assert!(message.contains("undefined symbol"), "{message}");
+    }
+
+    #[test]
+    fn driver_probe_without_library_explains_why() {
+        let probe = probe_driver();
+        match &probe.library {
+            // This machine has no driver; a GPU host takes the other arm.
+            None => {
+                let error = probe
+                    .error
+                    .expect("a missing driver must come with an error");
+                assert!(error.contains("CUDA driver"), "{error}");
+                assert!(error.contains(DRIVER_CANDIDATES[0]), "{error}");
+                assert_eq!(probe.version, None);
+                assert!(probe.devices.is_empty());
+            }
+            Some(_) => assert!(probe.version.is_some() || probe.error.is_some()),
+        }
+    }
+
+    #[test]
+    fn nvrtc_probe_reports_library_or_error() {
+        let probe = probe_nvrtc();
+        match &probe.library {
+            None => assert!(
+                probe.error.as_deref().is_some_and(|e| e.contains("NVRTC")),
+                "{probe:?}"
+            ),
+            Some(_) => assert!(
+                probe.version.is_some() || probe.error.is_some(),
+                "{probe:?}"
+            ),
+        }
+    }
+
+    #[test]
+    fn nvrtc_override_replaces_default_candidates() {
+        let custom = OsString::from("/opt/nvrtc/libnvrtc.so.12");
+        let (what, candidates) = nvrtc_candidates(Some(custom.clone()));
+        assert_eq!(candidates, [custom]);
+        assert!(what.contains(NVRTC_PATH_ENV));
+        let defaults = ("NVRTC", os_strings(NVRTC_CANDIDATES));
+        assert_eq!(nvrtc_candidates(None), defaults);
+        assert_eq!(nvrtc_candidates(Some(OsString::new())), defaults);
+    }
+
+    #[test]
+    fn identical_failures_are_reported_once() {
+        let attempt = |candidate: &str, reason: &str| LoadAttempt {
+            candidate: candidate.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let same = [attempt("a.so", "not found"), attempt("b.so", "not found")];
+        assert_eq!(describe_attempts(&same), "tried a.so, b.so: not found");
+        let different = [
+            attempt("a.so", "not found"),
+            attempt("b.so", "wrong ELF class"),
+        ];
+        assert_eq!(
+            describe_attempts(&different),
+            "tried a.so: not found; b.so: wrong ELF class"
+        );
+    }
+
+    #[test]
+    fn probes_are_repeatable() {
+        assert_eq!(probe_driver(), probe_driver());
+        assert_eq!(probe_nvrtc(), probe_nvrtc());
+    }
+}
