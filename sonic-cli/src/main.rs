@@ -4,6 +4,7 @@
 mod doctor;
 mod logging;
 mod plugin_args;
+mod weights;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ struct Cli {
 enum Command {
     /// Report the build, CPU, CUDA and plugin environment.
     Doctor(doctor::DoctorArgs),
+    /// Inspect weight files and convert PyTorch checkpoints to safetensors.
+    Weights(weights::WeightsArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,5 +57,6 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Doctor(args) => doctor::run(args, &cli.plugins),
+        Command::Weights(args) => weights::run(args),
     }
 }

@@ -17,7 +17,14 @@ impl Sampler for DpmPp2m {
         self.previous = None;
     }
 
-    fn step(&mut self, i: usize, sigmas: &[f32], x: &Tensor, model: &mut dyn Denoise, _: &StepNoise) -> Result<Tensor> {
+    fn step(
+        &mut self,
+        i: usize,
+        sigmas: &[f32],
+        x: &Tensor,
+        model: &mut dyn Denoise,
+        _: &StepNoise,
+    ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;
         let previous = self.previous.replace((denoised.clone(), sigma));
@@ -31,11 +38,14 @@ impl Sampler for DpmPp2m {
             Some((old, old_sigma)) => {
                 let r = (t + (old_sigma as f64).ln()) / h;
                 let w = 1.0 / (2.0 * r);
-                denoised.mul_scalar((1.0 + w) as f32)?.sub(&old.mul_scalar(w as f32)?)?
+                denoised
+                    .mul_scalar((1.0 + w) as f32)?
+                    .sub(&old.mul_scalar(w as f32)?)?
             }
             None => denoised,
         };
         let keep = (next / sigma) as f64;
-        x.mul_scalar(keep as f32)?.add(&estimate.mul_scalar((-(-h).exp_m1()) as f32)?)
+        x.mul_scalar(keep as f32)?
+            .add(&estimate.mul_scalar((-(-h).exp_m1()) as f32)?)
     }
 }

@@ -15,7 +15,14 @@ impl Sampler for Euler {
         true
     }
 
-    fn step(&mut self, i: usize, sigmas: &[f32], x: &Tensor, model: &mut dyn Denoise, _: &StepNoise) -> Result<Tensor> {
+    fn step(
+        &mut self,
+        i: usize,
+        sigmas: &[f32],
+        x: &Tensor,
+        model: &mut dyn Denoise,
+        _: &StepNoise,
+    ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;
         axpy(x, &derivative(x, &denoised, sigma)?, next - sigma)

@@ -19,7 +19,8 @@ fn ancestral_split(sigma: f32, next: f32, eta: f32) -> (f32, f32) {
     if next == 0.0 {
         return (0.0, 0.0);
     }
-    let up = (eta * (next * next * (sigma * sigma - next * next) / (sigma * sigma)).sqrt()).min(next);
+    let up =
+        (eta * (next * next * (sigma * sigma - next * next) / (sigma * sigma)).sqrt()).min(next);
     ((next * next - up * up).sqrt(), up)
 }
 
@@ -28,7 +29,14 @@ impl Sampler for EulerAncestral {
         "euler-ancestral"
     }
 
-    fn step(&mut self, i: usize, sigmas: &[f32], x: &Tensor, model: &mut dyn Denoise, noise: &StepNoise) -> Result<Tensor> {
+    fn step(
+        &mut self,
+        i: usize,
+        sigmas: &[f32],
+        x: &Tensor,
+        model: &mut dyn Denoise,
+        noise: &StepNoise,
+    ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;
         let (down, up) = ancestral_split(sigma, next, self.eta);

@@ -33,7 +33,10 @@ pub struct MultiCondGuidance {
 
 impl Default for MultiCondGuidance {
     fn default() -> Self {
-        MultiCondGuidance { image: GuidanceSchedule::constant(2.0), audio: GuidanceSchedule::constant(7.5) }
+        MultiCondGuidance {
+            image: GuidanceSchedule::constant(2.0),
+            audio: GuidanceSchedule::constant(7.5),
+        }
     }
 }
 
@@ -42,11 +45,15 @@ impl MultiCondGuidance {
     pub fn combine(&self, batched: &Tensor, step: usize, steps: usize) -> Result<Tensor> {
         let n = batched.dim(0)?;
         if n % 3 != 0 {
-            return Err(Error::invalid("guidance", format!("batch of {n} is not three branches")));
+            return Err(Error::invalid(
+                "guidance",
+                format!("batch of {n} is not three branches"),
+            ));
         }
         let parts = batched.chunk(3, 0)?;
         let (u, img, full) = (&parts[0], &parts[1], &parts[2]);
         let (gi, ga) = (self.image.at(step, steps), self.audio.at(step, steps));
-        u.add(&img.sub(u)?.mul_scalar(gi)?)?.add(&full.sub(img)?.mul_scalar(ga)?)
+        u.add(&img.sub(u)?.mul_scalar(gi)?)?
+            .add(&full.sub(img)?.mul_scalar(ga)?)
     }
 }

@@ -19,7 +19,14 @@ impl Sampler for Heun {
         }
     }
 
-    fn step(&mut self, i: usize, sigmas: &[f32], x: &Tensor, model: &mut dyn Denoise, _: &StepNoise) -> Result<Tensor> {
+    fn step(
+        &mut self,
+        i: usize,
+        sigmas: &[f32],
+        x: &Tensor,
+        model: &mut dyn Denoise,
+        _: &StepNoise,
+    ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let d = derivative(x, &model.denoise(x, sigma)?, sigma)?;
         let dt = next - sigma;

@@ -74,7 +74,10 @@ pub fn builtin_sampler(name: &str) -> Result<Box<dyn Sampler>> {
         other => {
             return Err(Error::invalid(
                 "sampler",
-                format!("unknown sampler `{other}` (built in: {})", BUILTIN_SAMPLERS.join(", ")),
+                format!(
+                    "unknown sampler `{other}` (built in: {})",
+                    BUILTIN_SAMPLERS.join(", ")
+                ),
             ))
         }
     })

@@ -8,7 +8,11 @@ pub fn karras_sigmas(steps: usize, sigma_min: f64, sigma_max: f64) -> Vec<f32> {
     let (min_inv, max_inv) = (sigma_min.powf(1.0 / RHO), sigma_max.powf(1.0 / RHO));
     let mut sigmas: Vec<f32> = (0..steps)
         .map(|i| {
-            let ramp = if steps > 1 { i as f64 / (steps - 1) as f64 } else { 0.0 };
+            let ramp = if steps > 1 {
+                i as f64 / (steps - 1) as f64
+            } else {
+                0.0
+            };
             (max_inv + ramp * (min_inv - max_inv)).powf(RHO) as f32
         })
         .collect();
@@ -27,9 +31,14 @@ pub fn scale_model_input(sigma: f32) -> f32 {
 }
 
 /// Denoised estimate from a v-prediction: `x0 = v·(−σ/√(σ²+1)) + x/(σ²+1)`.
-pub fn v_to_denoised(x: &crate::Tensor, v: &crate::Tensor, sigma: f32) -> crate::Result<crate::Tensor> {
+pub fn v_to_denoised(
+    x: &crate::Tensor,
+    v: &crate::Tensor,
+    sigma: f32,
+) -> crate::Result<crate::Tensor> {
     let s2 = sigma * sigma + 1.0;
-    v.mul_scalar(-sigma / s2.sqrt())?.add(&x.mul_scalar(1.0 / s2)?)
+    v.mul_scalar(-sigma / s2.sqrt())?
+        .add(&x.mul_scalar(1.0 / s2)?)
 }
 
 /// SVD's scheduler constants (`scheduler/scheduler_config.json` of img2vid-xt).
@@ -41,7 +50,10 @@ pub struct SvdSchedule {
 
 impl Default for SvdSchedule {
     fn default() -> Self {
-        SvdSchedule { sigma_min: 0.002, sigma_max: 700.0 }
+        SvdSchedule {
+            sigma_min: 0.002,
+            sigma_max: 700.0,
+        }
     }
 }
 

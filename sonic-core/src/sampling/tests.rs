@@ -14,8 +14,14 @@ fn gaussian_denoiser(x: &Tensor, sigma: f32) -> crate::Result<Tensor> {
 }
 
 fn start(frames: usize, len: usize, sigma_max: f32, seed: u64) -> Tensor {
-    let noise = FrameNoise::new(seed).frames(0, frames, &[len].into(), Device::Cpu).unwrap();
-    noise.mul_scalar((S * S + sigma_max * sigma_max).sqrt()).unwrap().add_scalar(MU).unwrap()
+    let noise = FrameNoise::new(seed)
+        .frames(0, frames, &[len].into(), Device::Cpu)
+        .unwrap();
+    noise
+        .mul_scalar((S * S + sigma_max * sigma_max).sqrt())
+        .unwrap()
+        .add_scalar(MU)
+        .unwrap()
 }
 
 fn run(sampler: &mut dyn Sampler, x: &Tensor, sigmas: &[f32], seed: u64) -> Tensor {
@@ -23,7 +29,9 @@ fn run(sampler: &mut dyn Sampler, x: &Tensor, sigmas: &[f32], seed: u64) -> Tens
     let mut x = x.clone();
     let mut model = gaussian_denoiser;
     for i in 0..sigmas.len() - 1 {
-        x = sampler.step(i, sigmas, &x, &mut model, &StepNoise::new(seed, i)).unwrap();
+        x = sampler
+            .step(i, sigmas, &x, &mut model, &StepNoise::new(seed, i))
+            .unwrap();
     }
     x
 }
@@ -44,14 +52,19 @@ fn max_error_to_exact_flow(sampler: &mut dyn Sampler, steps: usize) -> f64 {
 fn moments(v: &[f32]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    (mean, v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n)
+    (
+        mean,
+        v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n,
+    )
 }
 
 #[test]
 fn karras_sigmas_match_the_svd_table() {
     let s = karras_sigmas(25, 0.002, 700.0);
     assert_eq!(s.len(), 26);
-    let expected = [700.0, 545.73, 421.57, 322.45, 244.02, 182.55, 134.85, 98.267, 70.541, 49.810];
+    let expected = [
+        700.0, 545.73, 421.57, 322.45, 244.02, 182.55, 134.85, 98.267, 70.541, 49.810,
+    ];
     for (got, want) in s.iter().zip(expected) {
         assert!((got - want).abs() / want < 1e-4, "{got} vs {want}");
     }
@@ -72,7 +85,10 @@ fn every_sampler_reaches_the_data_distribution() {
         let out = run(sampler.as_mut(), &x, &sigmas, 5).to_vec().unwrap();
         let (mean, var) = moments(&out);
         assert!((mean - MU as f64).abs() < 0.02, "{name}: mean {mean}");
-        assert!((var / (S * S) as f64 - 1.0).abs() < 0.045, "{name}: variance {var}");
+        assert!(
+            (var / (S * S) as f64 - 1.0).abs() < 0.045,
+            "{name}: variance {var}"
+        );
     }
 }
 
@@ -84,7 +100,10 @@ fn deterministic_samplers_converge_at_their_order() {
         let fine = max_error_to_exact_flow(sampler.as_mut(), 80);
         let observed = (coarse / fine).log(4.0);
         assert!(fine < coarse, "{name}: {coarse} -> {fine}");
-        assert!(observed > order - 0.35, "{name}: observed order {observed:.2}, expected {order}");
+        assert!(
+            observed > order - 0.35,
+            "{name}: observed order {observed:.2}, expected {order}"
+        );
     }
 }
 
@@ -111,7 +130,8 @@ fn heun_counts_its_model_calls() {
     let x = start(1, 4, 80.0, 0);
     let mut h = Heun;
     for i in 0..5 {
-        h.step(i, &sigmas, &x, &mut model, &StepNoise::new(0, i)).unwrap();
+        h.step(i, &sigmas, &x, &mut model, &StepNoise::new(0, i))
+            .unwrap();
     }
     assert_eq!(counted, 9);
 }
@@ -124,14 +144,20 @@ fn unknown_sampler_lists_the_built_ins() {
 
 #[test]
 fn guidance_combines_three_branches_and_ramps() {
-    let g = MultiCondGuidance { image: GuidanceSchedule { min: 1.0, max: 3.0 }, audio: GuidanceSchedule::constant(7.5) };
+    let g = MultiCondGuidance {
+        image: GuidanceSchedule { min: 1.0, max: 3.0 },
+        audio: GuidanceSchedule::constant(7.5),
+    };
     assert_eq!(g.image.at(0, 5), 1.0);
     assert_eq!(g.image.at(2, 5), 2.0);
     assert_eq!(g.image.at(4, 5), 3.0);
     let v = Tensor::from_vec(vec![1.0, 2.0, 4.0, 3.0, 7.0, 5.0], [3, 2], Device::Cpu).unwrap();
     let out = g.combine(&v, 2, 5).unwrap().to_vec().unwrap();
     // u + 2·(img − u) + 7.5·(full − img) per element.
-    assert_eq!(out, vec![1.0 + 2.0 * 3.0 + 7.5 * 3.0, 2.0 + 2.0 * 1.0 + 7.5 * 2.0]);
+    assert_eq!(
+        out,
+        vec![1.0 + 2.0 * 3.0 + 7.5 * 3.0, 2.0 + 2.0 * 1.0 + 7.5 * 2.0]
+    );
     assert!(g.combine(&v.reshape([2, 3]).unwrap(), 0, 5).is_err());
 }
 

@@ -36,9 +36,12 @@ pub fn write_safetensors(store: &WeightStore, output: &Path) -> Result<()> {
         .suffix(".safetensors.partial")
         .tempfile_in(dir)
         .map_err(|e| Error::io(output, e))?;
-    let tensors = store.keys().filter_map(|k| store.raw(k).map(|r| (k.to_string(), r)));
+    let tensors = store
+        .keys()
+        .filter_map(|k| store.raw(k).map(|r| (k.to_string(), r)));
     safetensors::serialize_to_file(tensors, None, tmp.path())
         .map_err(|e| Error::file(output, format!("cannot write safetensors: {e}")))?;
-    tmp.persist(output).map_err(|e| Error::io(output, e.error))?;
+    tmp.persist(output)
+        .map_err(|e| Error::io(output, e.error))?;
     Ok(())
 }

@@ -326,10 +326,17 @@ fn conversion_keeps_keys_dtypes_and_bytes() {
     let out = dir.path().join("copy.safetensors");
     write_safetensors(&src, &out).unwrap();
     let copy = WeightStore::open(&[&out]).unwrap();
-    assert_eq!(copy.keys().collect::<Vec<_>>(), src.keys().collect::<Vec<_>>());
+    assert_eq!(
+        copy.keys().collect::<Vec<_>>(),
+        src.keys().collect::<Vec<_>>()
+    );
     for key in src.keys() {
         let (a, b) = (src.raw(key).unwrap(), copy.raw(key).unwrap());
-        assert_eq!((a.dtype, &a.shape, a.bytes()), (b.dtype, &b.shape, b.bytes()), "{key}");
+        assert_eq!(
+            (a.dtype, &a.shape, a.bytes()),
+            (b.dtype, &b.shape, b.bytes()),
+            "{key}"
+        );
     }
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
