@@ -5,6 +5,7 @@ pub mod backend;
 pub mod error;
 pub mod rng;
 pub mod sampling;
+pub mod schedule;
 pub mod tensor;
 pub mod weights;
 

@@ -8,11 +8,24 @@ use crate::{Result, Tensor};
 pub struct StepNoise {
     seed: u64,
     step: usize,
+    first_frame: u64,
 }
 
 impl StepNoise {
     pub fn new(seed: u64, step: usize) -> Self {
-        StepNoise { seed, step }
+        StepNoise {
+            seed,
+            step,
+            first_frame: 0,
+        }
+    }
+
+    /// The same noise source for a tensor whose axis 0 starts at absolute frame `first`.
+    pub fn starting_at(self, first: usize) -> Self {
+        StepNoise {
+            first_frame: first as u64,
+            ..self
+        }
     }
 
     /// Standard normal noise shaped like `like` (`[frames, …]`), on its device.
@@ -21,7 +34,8 @@ impl StepNoise {
         let key = self.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.step as u64 + 1));
         let frames = like.dims().first().copied().unwrap_or(1);
         let frame_shape = crate::Shape::new(like.dims().get(1..).unwrap_or(&[]).to_vec());
-        let noise = FrameNoise::new(key).frames(0, frames, &frame_shape, like.device())?;
+        let noise =
+            FrameNoise::new(key).frames(self.first_frame, frames, &frame_shape, like.device())?;
         noise.reshape(like.shape())
     }
 }
