@@ -1,8 +1,10 @@
 //! The `sonic` command-line tool. Each subcommand lives in its own module; this file only
 //! parses arguments, sets up logging and dispatches.
 
+mod ablate;
 mod doctor;
 mod logging;
+mod plan;
 mod plugin_args;
 mod weights;
 
@@ -40,6 +42,10 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Inspect weight files and convert PyTorch checkpoints to safetensors.
     Weights(weights::WeightsArgs),
+    /// Show the windows a long-video schedule runs at each step, and its cost.
+    Plan(plan::PlanArgs),
+    /// Compare long-video schedules on the same inputs, seed and denoiser.
+    Ablate(ablate::AblateArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,5 +64,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Doctor(args) => doctor::run(args, &cli.plugins),
         Command::Weights(args) => weights::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::Ablate(args) => ablate::run(args),
     }
 }
