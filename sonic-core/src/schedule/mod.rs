@@ -4,6 +4,7 @@
 //! [`Plan`]s, answer their [`Cost`] before running, and run with any sampler.
 
 mod ablate;
+mod conditioning;
 mod cost;
 mod execute;
 mod metrics;
@@ -12,6 +13,7 @@ mod strategy;
 mod synthetic;
 
 pub use ablate::{ablate, AblationRow, Counting};
+pub use conditioning::{FrameConditioning, Reduce};
 pub use cost::{cost, Cost};
 pub use execute::{run_plan, WindowDenoiser};
 pub use metrics::{smoothness, Smoothness};
