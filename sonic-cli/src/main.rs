@@ -6,6 +6,7 @@ mod doctor;
 mod logging;
 mod plan;
 mod plugin_args;
+mod verify;
 mod weights;
 
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Compare long-video schedules on the same inputs, seed and denoiser.
     Ablate(ablate::AblateArgs),
+    /// Run reference fixtures and report the error of each output.
+    Verify(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +69,6 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Weights(args) => weights::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Ablate(args) => ablate::run(args),
+        Command::Verify(args) => verify::run(args),
     }
 }

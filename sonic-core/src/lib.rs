@@ -7,6 +7,7 @@ pub mod rng;
 pub mod sampling;
 pub mod schedule;
 pub mod tensor;
+pub mod verify;
 pub mod weights;
 
 pub use backend::Backend;
