@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod nn;
 pub mod rng;
 pub mod sampling;
 pub mod schedule;

@@ -1,0 +1,258 @@
+//! Layers with PyTorch's parameter names, built from a [`VarBuilder`] with shape checks.
+//! Models compose these; they hold tensors and know nothing of devices or backends.
+
+use crate::backend::ConvParams;
+use crate::weights::VarBuilder;
+use crate::{Error, Result, Tensor};
+
+/// `torch.nn.Linear`: `weight [out, in]`, optional `bias [out]`.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Linear {
+            weight: vb.get([out_dim, in_dim], "weight")?,
+            bias: Some(vb.get([out_dim], "bias")?),
+        })
+    }
+
+    pub fn no_bias(vb: &VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Ok(Linear {
+            weight: vb.get([out_dim, in_dim], "weight")?,
+            bias: None,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+/// `torch.nn.LayerNorm` over the last dimension.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn new(vb: &VarBuilder, dim: usize, eps: f32) -> Result<Self> {
+        Ok(LayerNorm {
+            weight: vb.get([dim], "weight")?,
+            bias: vb.get([dim], "bias")?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.layer_norm(Some(&self.weight), Some(&self.bias), self.eps)
+    }
+}
+
+/// `torch.nn.GroupNorm` with affine parameters.
+#[derive(Clone, Debug)]
+pub struct GroupNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub groups: usize,
+    pub eps: f32,
+}
+
+impl GroupNorm {
+    pub fn new(vb: &VarBuilder, groups: usize, channels: usize, eps: f32) -> Result<Self> {
+        Ok(GroupNorm {
+            weight: vb.get([channels], "weight")?,
+            bias: vb.get([channels], "bias")?,
+            groups,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.group_norm(self.groups, Some(&self.weight), Some(&self.bias), self.eps)
+    }
+
+    /// GroupNorm followed by SiLU, fused.
+    pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
+        x.group_norm_silu(self.groups, Some(&self.weight), Some(&self.bias), self.eps)
+    }
+}
+
+/// `torch.nn.Conv1d/2d/3d` (groups 1): `weight [out, in, k…]`.
+#[derive(Clone, Debug)]
+pub struct Conv {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub params: ConvParams,
+}
+
+impl Conv {
+    /// A convolution with kernel `kernel` (its length is the spatial rank), the same stride
+    /// on every dim and per-dim padding.
+    pub fn new(
+        vb: &VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: &[usize],
+        stride: usize,
+        padding: &[usize],
+        bias: bool,
+    ) -> Result<Self> {
+        if padding.len() != kernel.len() {
+            return Err(Error::invalid(
+                "conv",
+                format!("padding {padding:?} does not match kernel {kernel:?}"),
+            ));
+        }
+        let mut shape = vec![out_ch, in_ch];
+        shape.extend_from_slice(kernel);
+        let weight = vb.get(shape, "weight")?;
+        let bias = if bias {
+            Some(vb.get([out_ch], "bias")?)
+        } else {
+            None
+        };
+        let params = ConvParams {
+            stride: vec![stride; kernel.len()],
+            padding: padding.to_vec(),
+            dilation: vec![1; kernel.len()],
+        };
+        Ok(Conv {
+            weight,
+            bias,
+            params,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.conv(&self.weight, self.bias.as_ref(), &self.params)
+    }
+}
+
+/// Activations named as in transformers and diffusers configs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    Gelu,
+    GeluTanh,
+    QuickGelu,
+    Silu,
+    Relu,
+}
+
+impl Activation {
+    pub fn from_config(name: &str) -> Result<Self> {
+        Ok(match name {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "quick_gelu" => Activation::QuickGelu,
+            "silu" | "swish" => Activation::Silu,
+            "relu" => Activation::Relu,
+            other => {
+                return Err(Error::invalid(
+                    "activation",
+                    format!("unsupported activation `{other}`"),
+                ))
+            }
+        })
+    }
+
+    pub fn forward(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Gelu => x.gelu(),
+            Activation::GeluTanh => x.gelu_tanh(),
+            Activation::QuickGelu => x.quick_gelu(),
+            Activation::Silu => x.silu(),
+            Activation::Relu => x.relu(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::weights::WeightStore;
+    use crate::{DType, Device};
+
+    fn store(tensors: &[(&str, Vec<usize>)]) -> (tempfile::TempDir, VarBuilder) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let data: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .map(|(k, shape)| {
+                let n: usize = shape.iter().product();
+                let bytes = (0..n)
+                    .flat_map(|i| (i as f32 * 0.1 - 0.3).to_le_bytes())
+                    .collect();
+                (k.to_string(), bytes, shape.clone())
+            })
+            .collect();
+        let views: HashMap<String, safetensors::tensor::TensorView> = data
+            .iter()
+            .map(|(k, b, s)| {
+                (
+                    k.clone(),
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                        .unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        let vb = VarBuilder::new(
+            Arc::new(WeightStore::open(&[&path]).unwrap()),
+            DType::F32,
+            Device::Cpu,
+        );
+        (dir, vb)
+    }
+
+    #[test]
+    fn linear_applies_weight_and_bias() {
+        let (_d, vb) = store(&[("fc.weight", vec![2, 3]), ("fc.bias", vec![2])]);
+        let fc = Linear::new(&vb.pp("fc"), 3, 2).unwrap();
+        let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], [1, 3], Device::Cpu).unwrap();
+        let y = fc.forward(&x).unwrap().to_vec().unwrap();
+        // weight rows [-0.3,-0.2,-0.1] and [0,0.1,0.2], bias [-0.3,-0.2].
+        assert!(
+            (y[0] - (-0.3 - 0.4 - 0.3 - 0.3)).abs() < 1e-6
+                && (y[1] - (0.0 + 0.2 + 0.6 - 0.2)).abs() < 1e-6,
+            "{y:?}"
+        );
+        assert!(Linear::new(&vb.pp("fc"), 2, 3)
+            .unwrap_err()
+            .to_string()
+            .contains("fc.weight"));
+    }
+
+    #[test]
+    fn conv_checks_kernel_shape_and_padding() {
+        let (_d, vb) = store(&[("c.weight", vec![4, 2, 3, 3]), ("c.bias", vec![4])]);
+        let conv = Conv::new(&vb.pp("c"), 2, 4, &[3, 3], 1, &[1, 1], true).unwrap();
+        let y = conv
+            .forward(&Tensor::ones([1, 2, 5, 5], Device::Cpu).unwrap())
+            .unwrap();
+        assert_eq!(y.dims(), &[1, 4, 5, 5]);
+        assert!(Conv::new(&vb.pp("c"), 2, 4, &[3, 3], 1, &[1], true).is_err());
+        assert!(Conv::new(&vb.pp("c"), 2, 4, &[1, 1], 1, &[0, 0], true).is_err());
+    }
+
+    #[test]
+    fn activations_parse_config_names() {
+        assert_eq!(
+            Activation::from_config("quick_gelu").unwrap(),
+            Activation::QuickGelu
+        );
+        assert_eq!(Activation::from_config("gelu").unwrap(), Activation::Gelu);
+        assert!(Activation::from_config("mish")
+            .unwrap_err()
+            .to_string()
+            .contains("mish"));
+    }
+}
