@@ -13,6 +13,7 @@ use crate::{Device, Result, Tensor};
 pub fn builtin_runner(kind: &str) -> Option<Runner> {
     Some(match kind {
         "sampler.euler-svd" => euler_svd,
+        "model.sonic-audio-conditioning" => crate::models::sonic_audio::verify_fixture,
         _ => return None,
     })
 }
