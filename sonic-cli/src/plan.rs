@@ -4,7 +4,8 @@ use std::io::Write;
 
 use clap::Args;
 use serde::Serialize;
-use sonic_core::sampling::{builtin_sampler, SvdSchedule};
+use sonic_core::registry;
+use sonic_core::sampling::SvdSchedule;
 use sonic_core::schedule::{scheduler, Cost, Layout, Plan, Window};
 
 #[derive(Debug, Args)]
@@ -48,7 +49,7 @@ struct PlanView<'a> {
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<()> {
     let scheduler = scheduler(&args.schedule)?;
-    let sampler = builtin_sampler(&args.sampler)?;
+    let sampler = registry::sampler(&args.sampler)?;
     let sigmas = SvdSchedule::default().sigmas(args.steps);
     let plan = scheduler.plan(args.frames, args.window, args.steps)?;
     let cost = scheduler.cost(args.frames, args.window, sampler.as_ref(), &sigmas)?;

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod error;
 pub mod models;
 pub mod nn;
+pub mod registry;
 pub mod rng;
 pub mod sampling;
 pub mod schedule;

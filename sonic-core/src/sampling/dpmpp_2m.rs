@@ -1,4 +1,4 @@
-use super::{Denoise, Sampler, StepNoise};
+use super::{Denoise, NoiseSource, Sampler};
 use crate::{Result, Tensor};
 
 /// DPM-Solver++(2M) (Lu et al. 2022) on the Karras sigmas, as k-diffusion's
@@ -23,7 +23,7 @@ impl Sampler for DpmPp2m {
         sigmas: &[f32],
         x: &Tensor,
         model: &mut dyn Denoise,
-        _: &StepNoise,
+        _: &dyn NoiseSource,
     ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;

@@ -1,4 +1,4 @@
-use super::{axpy, derivative, Denoise, Sampler, StepNoise};
+use super::{axpy, derivative, Denoise, NoiseSource, Sampler};
 use crate::{Result, Tensor};
 
 /// First-order Euler on the probability-flow ODE; SVD's EulerDiscreteScheduler with
@@ -21,7 +21,7 @@ impl Sampler for Euler {
         sigmas: &[f32],
         x: &Tensor,
         model: &mut dyn Denoise,
-        _: &StepNoise,
+        _: &dyn NoiseSource,
     ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;

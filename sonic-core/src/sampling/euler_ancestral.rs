@@ -1,4 +1,4 @@
-use super::{axpy, derivative, Denoise, Sampler, StepNoise};
+use super::{axpy, derivative, Denoise, NoiseSource, Sampler};
 use crate::{Result, Tensor};
 
 /// Euler ancestral (k-diffusion `sample_euler_ancestral`): a deterministic step down to
@@ -35,7 +35,7 @@ impl Sampler for EulerAncestral {
         sigmas: &[f32],
         x: &Tensor,
         model: &mut dyn Denoise,
-        noise: &StepNoise,
+        noise: &dyn NoiseSource,
     ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let denoised = model.denoise(x, sigma)?;

@@ -1,4 +1,4 @@
-use super::{axpy, derivative, Denoise, Sampler, StepNoise};
+use super::{axpy, derivative, Denoise, NoiseSource, Sampler};
 use crate::{Result, Tensor};
 
 /// Heun's second-order method (Karras et al. 2022, Algorithm 1 without churn); the last
@@ -25,7 +25,7 @@ impl Sampler for Heun {
         sigmas: &[f32],
         x: &Tensor,
         model: &mut dyn Denoise,
-        _: &StepNoise,
+        _: &dyn NoiseSource,
     ) -> Result<Tensor> {
         let (sigma, next) = (sigmas[i], sigmas[i + 1]);
         let d = derivative(x, &model.denoise(x, sigma)?, sigma)?;

@@ -16,7 +16,7 @@ pub use euler::Euler;
 pub use euler_ancestral::EulerAncestral;
 pub use guidance::{GuidanceSchedule, MultiCondGuidance};
 pub use heun::Heun;
-pub use noise::StepNoise;
+pub use noise::{NoiseSource, StepNoise};
 pub use sigmas::{karras_sigmas, scale_model_input, sigma_to_timestep, v_to_denoised, SvdSchedule};
 
 use crate::{Error, Result, Tensor};
@@ -57,7 +57,7 @@ pub trait Sampler: Send {
         sigmas: &[f32],
         x: &Tensor,
         model: &mut dyn Denoise,
-        noise: &StepNoise,
+        noise: &dyn NoiseSource,
     ) -> Result<Tensor>;
 }
 

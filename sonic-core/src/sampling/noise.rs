@@ -1,6 +1,12 @@
 use crate::rng::FrameNoise;
 use crate::{Result, Tensor};
 
+/// Where a stochastic sampler gets fresh standard-normal noise for the current step.
+pub trait NoiseSource {
+    /// Noise shaped like `like` (`[frames, …]`), on its device.
+    fn sample(&self, like: &Tensor) -> Result<Tensor>;
+}
+
 /// Fresh noise for stochastic samplers at one step: per-frame streams (axis 0 of the latent
 /// sequence is frames) keyed by the run's seed and the step, so a longer sequence never
 /// changes the noise of earlier frames.
@@ -28,8 +34,10 @@ impl StepNoise {
         }
     }
 
-    /// Standard normal noise shaped like `like` (`[frames, …]`), on its device.
-    pub fn sample(&self, like: &Tensor) -> Result<Tensor> {
+}
+
+impl NoiseSource for StepNoise {
+    fn sample(&self, like: &Tensor) -> Result<Tensor> {
         // Steps get their own key; the initial latent noise uses the seed itself.
         let key = self.seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(self.step as u64 + 1));
         let frames = like.dims().first().copied().unwrap_or(1);

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::{cost, smoothness, Cost, LongVideoScheduler, Smoothness, WindowDenoiser};
 use crate::rng::FrameNoise;
-use crate::sampling::{builtin_sampler, Sampler};
+use crate::registry;
+use crate::sampling::Sampler;
 use crate::{Device, Result, Shape, Tensor};
 
 /// Counts the calls and frames that reach a denoiser.
@@ -62,7 +63,7 @@ pub fn ablate(
     let start = noise.mul_scalar(sigmas[0])?;
     let mut rows = Vec::new();
     for scheduler in schedulers {
-        let mut sampler: Box<dyn Sampler> = builtin_sampler(sampler)?;
+        let mut sampler: Box<dyn Sampler> = registry::sampler(sampler)?;
         let plan = scheduler.plan(frames, window, steps)?;
         let predicted = cost(&plan, sampler.as_ref(), sigmas, scheduler.fusion());
         let mut counting = Counting {
