@@ -6,6 +6,7 @@ mod doctor;
 mod logging;
 mod plan;
 mod plugin_args;
+mod plugins;
 mod verify;
 mod weights;
 
@@ -49,6 +50,8 @@ enum Command {
     Ablate(ablate::AblateArgs),
     /// Run reference fixtures and report the error of each output.
     Verify(verify::VerifyArgs),
+    /// List installed plugins or inspect one.
+    Plugins(plugins::PluginsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,8 +70,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Doctor(args) => doctor::run(args, &cli.plugins),
         Command::Weights(args) => weights::run(args),
-        Command::Plan(args) => plan::run(args),
-        Command::Ablate(args) => ablate::run(args),
+        Command::Plan(args) => {
+            cli.plugins.activate()?;
+            plan::run(args)
+        }
+        Command::Ablate(args) => {
+            cli.plugins.activate()?;
+            ablate::run(args)
+        }
         Command::Verify(args) => verify::run(args),
+        Command::Plugins(args) => plugins::run(args, &cli.plugins),
     }
 }

@@ -22,3 +22,24 @@ impl PluginArgs {
         sonic_plugins::search_path(&self.paths, self.no_plugins)
     }
 }
+
+impl PluginArgs {
+    /// Loads every plugin the search path finds and registers its components. A plugin named
+    /// with `--plugin` that fails to load is an error; one merely found on the search path is
+    /// skipped with a warning, so a broken library in a shared folder cannot stop a run.
+    pub fn activate(&self) -> anyhow::Result<Vec<sonic_plugins::LoadedPlugin>> {
+        let mut loaded = Vec::new();
+        for file in sonic_plugins::candidate_files(&self.search_path()) {
+            let explicit = self.paths.iter().any(|p| p == &file);
+            match sonic_plugins::load(&file).and_then(|p| p.register().map(|()| p)) {
+                Ok(plugin) => {
+                    tracing::info!("loaded plugin {}", plugin.path.display());
+                    loaded.push(plugin);
+                }
+                Err(e) if explicit => return Err(e.into()),
+                Err(e) => tracing::warn!("skipping plugin: {e}"),
+            }
+        }
+        Ok(loaded)
+    }
+}

@@ -74,6 +74,10 @@ pub enum Error {
     #[error("{path}: invalid config: {msg}")]
     Config { path: PathBuf, msg: String },
 
+    /// A pluggable component (e.g. a plugin sampler) failed or misbehaved.
+    #[error("{component}: {msg}")]
+    Component { component: String, msg: String },
+
     #[error(transparent)]
     Pth(#[from] crate::weights::pth::PthError),
 }

@@ -32,7 +32,12 @@ fn ensure_builtins(entries: &mut Vec<Entry>) {
     }
     for name in BUILTIN_SAMPLERS {
         entries.push(Entry {
-            info: ComponentInfo { kind: "sampler", name: name.to_string(), origin: "built-in".into(), description: String::new() },
+            info: ComponentInfo {
+                kind: "sampler",
+                name: name.to_string(),
+                origin: "built-in".into(),
+                description: String::new(),
+            },
             create: Arc::new(move || builtin_sampler(name)),
         });
     }
@@ -46,7 +51,10 @@ pub fn register_sampler(info: ComponentInfo, create: SamplerFactory) -> Result<(
     if let Some(taken) = entries.iter().find(|e| e.info.name == info.name) {
         return Err(Error::invalid(
             "registry",
-            format!("sampler `{}` from {} is already provided by {}", info.name, info.origin, taken.info.origin),
+            format!(
+                "sampler `{}` from {} is already provided by {}",
+                info.name, info.origin, taken.info.origin
+            ),
         ));
     }
     entries.push(Entry { info, create });
@@ -62,7 +70,10 @@ pub fn sampler(name: &str) -> Result<Box<dyn Sampler>> {
             Some(e) => e.create.clone(),
             None => {
                 let known: Vec<&str> = entries.iter().map(|e| e.info.name.as_str()).collect();
-                return Err(Error::invalid("sampler", format!("unknown sampler `{name}` (available: {})", known.join(", "))));
+                return Err(Error::invalid(
+                    "sampler",
+                    format!("unknown sampler `{name}` (available: {})", known.join(", ")),
+                ));
             }
         }
     };
@@ -84,14 +95,35 @@ mod tests {
     #[test]
     fn builtins_and_registered_samplers_share_one_lookup() {
         assert_eq!(sampler("heun").unwrap().name(), "heun");
-        let info = ComponentInfo { kind: "sampler", name: "test-euler-copy".into(), origin: "test".into(), description: String::new() };
+        let info = ComponentInfo {
+            kind: "sampler",
+            name: "test-euler-copy".into(),
+            origin: "test".into(),
+            description: String::new(),
+        };
         register_sampler(info.clone(), Arc::new(|| Ok(Box::new(Euler)))).unwrap();
         assert_eq!(sampler("test-euler-copy").unwrap().name(), "euler");
-        assert!(samplers().iter().any(|i| i.name == "test-euler-copy" && i.origin == "test"));
-        let again = register_sampler(info, Arc::new(|| Ok(Box::new(Euler)))).unwrap_err().to_string();
+        assert!(samplers()
+            .iter()
+            .any(|i| i.name == "test-euler-copy" && i.origin == "test"));
+        let again = register_sampler(info, Arc::new(|| Ok(Box::new(Euler))))
+            .unwrap_err()
+            .to_string();
         assert!(again.contains("already provided by test"), "{again}");
-        let clash = ComponentInfo { kind: "sampler", name: "euler".into(), origin: "x.so".into(), description: String::new() };
-        assert!(register_sampler(clash, Arc::new(|| Ok(Box::new(Euler)))).unwrap_err().to_string().contains("built-in"));
-        assert!(sampler("nope").err().unwrap().to_string().contains("available: euler"));
+        let clash = ComponentInfo {
+            kind: "sampler",
+            name: "euler".into(),
+            origin: "x.so".into(),
+            description: String::new(),
+        };
+        assert!(register_sampler(clash, Arc::new(|| Ok(Box::new(Euler))))
+            .unwrap_err()
+            .to_string()
+            .contains("built-in"));
+        assert!(sampler("nope")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("available: euler"));
     }
 }

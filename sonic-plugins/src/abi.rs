@@ -79,7 +79,9 @@ pub struct PluginEntry {
 pub struct SamplerHostCalls {
     pub struct_size: u32,
     pub ctx: *mut c_void,
-    pub denoise: Option<unsafe extern "C" fn(*mut c_void, *const TensorView, f32, *const TensorView) -> Status>,
+    pub denoise: Option<
+        unsafe extern "C" fn(*mut c_void, *const TensorView, f32, *const TensorView) -> Status,
+    >,
     pub noise: Option<unsafe extern "C" fn(*mut c_void, *const TensorView) -> Status>,
 }
 
@@ -90,7 +92,15 @@ pub struct SamplerVtable {
     pub reset: Option<unsafe extern "C" fn(*mut Sampler) -> Status>,
     #[allow(clippy::type_complexity)]
     pub step: Option<
-        unsafe extern "C" fn(*mut Sampler, u32, *const f32, u32, *const TensorView, *const SamplerHostCalls, *const TensorView) -> Status,
+        unsafe extern "C" fn(
+            *mut Sampler,
+            u32,
+            *const f32,
+            u32,
+            *const TensorView,
+            *const SamplerHostCalls,
+            *const TensorView,
+        ) -> Status,
     >,
     pub last_error: Option<unsafe extern "C" fn(*mut Sampler) -> *const c_char>,
     pub destroy: Option<unsafe extern "C" fn(*mut Sampler)>,
@@ -107,7 +117,8 @@ pub struct SamplerFactory {
     pub struct_size: u32,
     pub count: Option<unsafe extern "C" fn() -> u32>,
     pub descriptor: Option<unsafe extern "C" fn(u32) -> *const Descriptor>,
-    pub create: Option<unsafe extern "C" fn(*const Host, *const c_char, *const c_char) -> *mut Sampler>,
+    pub create:
+        Option<unsafe extern "C" fn(*const Host, *const c_char, *const c_char) -> *mut Sampler>,
 }
 
 #[repr(C)]
@@ -124,7 +135,9 @@ pub struct AudioEncoderVtable {
     pub struct_size: u32,
     pub info: Option<unsafe extern "C" fn(*mut AudioEncoder, *mut AudioEncoderInfo) -> Status>,
     pub frames_for: Option<unsafe extern "C" fn(*mut AudioEncoder, u64, *mut u64) -> Status>,
-    pub encode: Option<unsafe extern "C" fn(*mut AudioEncoder, *const f32, u64, *const TensorView) -> Status>,
+    pub encode: Option<
+        unsafe extern "C" fn(*mut AudioEncoder, *const f32, u64, *const TensorView) -> Status,
+    >,
     pub last_error: Option<unsafe extern "C" fn(*mut AudioEncoder) -> *const c_char>,
     pub destroy: Option<unsafe extern "C" fn(*mut AudioEncoder)>,
 }
@@ -140,7 +153,9 @@ pub struct AudioEncoderFactory {
     pub struct_size: u32,
     pub count: Option<unsafe extern "C" fn() -> u32>,
     pub descriptor: Option<unsafe extern "C" fn(u32) -> *const Descriptor>,
-    pub create: Option<unsafe extern "C" fn(*const Host, *const c_char, *const c_char) -> *mut AudioEncoder>,
+    pub create: Option<
+        unsafe extern "C" fn(*const Host, *const c_char, *const c_char) -> *mut AudioEncoder,
+    >,
 }
 
 // Descriptors and the entry are immutable statics shared by every thread of the host.
@@ -210,11 +225,25 @@ mod tests {
         std::fs::write(&src, program).unwrap();
         let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-        let status = Command::new(&cc).arg("-std=c99").arg("-Wall").arg("-Werror").arg("-I").arg(&include).arg(&src).arg("-o").arg(&exe).status();
-        let status = status.unwrap_or_else(|e| panic!("the C compiler `{cc}` is needed for this test: {e}"));
+        let status = Command::new(&cc)
+            .arg("-std=c99")
+            .arg("-Wall")
+            .arg("-Werror")
+            .arg("-I")
+            .arg(&include)
+            .arg(&src)
+            .arg("-o")
+            .arg(&exe)
+            .status();
+        let status =
+            status.unwrap_or_else(|e| panic!("the C compiler `{cc}` is needed for this test: {e}"));
         assert!(status.success(), "the header does not compile");
         let out = Command::new(&exe).output().unwrap();
-        let c_values: Vec<usize> = String::from_utf8(out.stdout).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+        let c_values: Vec<usize> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
         assert_eq!(c_values.len(), table.len());
         for ((name, rust), c) in table.iter().zip(c_values) {
             assert_eq!(*rust, c, "{name}: Rust {rust}, C {c}");

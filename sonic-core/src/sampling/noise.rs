@@ -33,7 +33,6 @@ impl StepNoise {
             ..self
         }
     }
-
 }
 
 impl NoiseSource for StepNoise {

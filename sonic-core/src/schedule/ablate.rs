@@ -5,8 +5,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{cost, smoothness, Cost, LongVideoScheduler, Smoothness, WindowDenoiser};
-use crate::rng::FrameNoise;
 use crate::registry;
+use crate::rng::FrameNoise;
 use crate::sampling::Sampler;
 use crate::{Device, Result, Shape, Tensor};
 
