@@ -79,6 +79,9 @@ pub enum Error {
     Component { component: String, msg: String },
 
     #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+
+    #[error(transparent)]
     Pth(#[from] crate::weights::pth::PthError),
 }
 

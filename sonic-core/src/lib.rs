@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod image;
 pub mod models;
 pub mod nn;
 pub mod registry;
