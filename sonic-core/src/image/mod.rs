@@ -4,6 +4,7 @@
 //! Everything here works on 8-bit images on the host, in the reference's order of
 //! operations, so the tensors it hands on match the reference's bit for bit.
 
+pub(crate) mod fixtures;
 mod load;
 mod mask;
 mod pixels;

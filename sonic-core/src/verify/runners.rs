@@ -14,6 +14,9 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
     Some(match kind {
         "sampler.euler-svd" => euler_svd,
         "model.sonic-audio-conditioning" => crate::models::sonic_audio::verify_fixture,
+        "image.pil-resize" => crate::image::fixtures::pil_resize,
+        "image.clip-preprocess" => crate::image::fixtures::clip_preprocess,
+        "image.sonic-prep" => crate::image::fixtures::sonic_prep,
         _ => return None,
     })
 }
