@@ -134,6 +134,63 @@ impl Conv {
     }
 }
 
+/// Multi-head self-attention with transformers' names `q_proj`, `k_proj`, `v_proj` and
+/// `out_proj` over token-major `[b, l, dim]`, scaled by `head_dim^-0.5`. Whisper scales the
+/// projected queries instead of the scores, which is the same product.
+#[derive(Clone, Debug)]
+pub struct SelfAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub out_proj: Linear,
+    pub heads: usize,
+}
+
+impl SelfAttention {
+    /// Every projection with a bias (CLIP).
+    pub fn new(vb: &VarBuilder, dim: usize, heads: usize) -> Result<Self> {
+        Self::build(vb, dim, heads, true)
+    }
+
+    /// `k_proj` without a bias (Whisper).
+    pub fn without_key_bias(vb: &VarBuilder, dim: usize, heads: usize) -> Result<Self> {
+        Self::build(vb, dim, heads, false)
+    }
+
+    fn build(vb: &VarBuilder, dim: usize, heads: usize, key_bias: bool) -> Result<Self> {
+        if heads == 0 || dim % heads != 0 {
+            return Err(Error::invalid(
+                "self_attention",
+                format!("{heads} heads do not divide width {dim}"),
+            ));
+        }
+        let k_proj = if key_bias {
+            Linear::new(&vb.pp("k_proj"), dim, dim)?
+        } else {
+            Linear::no_bias(&vb.pp("k_proj"), dim, dim)?
+        };
+        Ok(SelfAttention {
+            q_proj: Linear::new(&vb.pp("q_proj"), dim, dim)?,
+            k_proj,
+            v_proj: Linear::new(&vb.pp("v_proj"), dim, dim)?,
+            out_proj: Linear::new(&vb.pp("out_proj"), dim, dim)?,
+            heads,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let head_dim = self.q_proj.weight.dims()[0] / self.heads;
+        let attended = Tensor::attention(
+            &self.q_proj.forward(x)?,
+            &self.k_proj.forward(x)?,
+            &self.v_proj.forward(x)?,
+            self.heads,
+            (head_dim as f32).powf(-0.5),
+        )?;
+        self.out_proj.forward(&attended)
+    }
+}
+
 /// Activations named as in transformers and diffusers configs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
@@ -241,6 +298,24 @@ mod tests {
         assert_eq!(y.dims(), &[1, 4, 5, 5]);
         assert!(Conv::new(&vb.pp("c"), 2, 4, &[3, 3], 1, &[1], true).is_err());
         assert!(Conv::new(&vb.pp("c"), 2, 4, &[1, 1], 1, &[0, 0], true).is_err());
+    }
+
+    #[test]
+    fn self_attention_reads_transformers_names_and_optional_key_bias() {
+        let mut names = vec![("attn.k_proj.weight".to_string(), vec![4, 4])];
+        for proj in ["q_proj", "v_proj", "out_proj"] {
+            names.push((format!("attn.{proj}.weight"), vec![4, 4]));
+            names.push((format!("attn.{proj}.bias"), vec![4]));
+        }
+        let tensors: Vec<(&str, Vec<usize>)> =
+            names.iter().map(|(k, s)| (k.as_str(), s.clone())).collect();
+        let (_d, vb) = store(&tensors);
+        let err = SelfAttention::new(&vb.pp("attn"), 4, 2).unwrap_err();
+        assert!(err.to_string().contains("attn.k_proj.bias"), "{err}");
+        let attn = SelfAttention::without_key_bias(&vb.pp("attn"), 4, 2).unwrap();
+        let x = Tensor::ones([1, 3, 4], Device::Cpu).unwrap();
+        assert_eq!(attn.forward(&x).unwrap().dims(), &[1, 3, 4]);
+        assert!(SelfAttention::without_key_bias(&vb.pp("attn"), 4, 3).is_err());
     }
 
     #[test]
