@@ -2,4 +2,9 @@
 
 pub mod audio2bucket;
 pub mod audio_proj;
+pub mod clip_vision;
+pub mod encoders;
 pub mod sonic_audio;
+pub mod whisper;
+
+pub use encoders::{AudioEncoder, ImageEncoder};
