@@ -8,3 +8,6 @@ pub mod sonic_audio;
 pub mod whisper;
 
 pub use encoders::{AudioEncoder, ImageEncoder};
+
+#[cfg(test)]
+mod tests;

@@ -17,6 +17,8 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "image.pil-resize" => crate::image::fixtures::pil_resize,
         "image.clip-preprocess" => crate::image::fixtures::clip_preprocess,
         "image.sonic-prep" => crate::image::fixtures::sonic_prep,
+        "model.whisper-encoder" => crate::models::whisper::verify_fixture,
+        "model.clip-vision" => crate::models::clip_vision::verify_fixture,
         _ => return None,
     })
 }
