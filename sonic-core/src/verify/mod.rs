@@ -46,6 +46,9 @@ pub struct Fixture {
 impl Fixture {
     pub fn open(dir: &Path) -> Result<Fixture> {
         let meta_path = dir.join("meta.json");
+        if !meta_path.is_file() {
+            return Err(Error::file(dir, "not a fixture folder (no meta.json)"));
+        }
         let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::io(&meta_path, e))?;
         let meta: Meta = serde_json::from_str(&text).map_err(|e| Error::Config {
             path: meta_path,

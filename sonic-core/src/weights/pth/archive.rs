@@ -116,10 +116,10 @@ impl<'a> Archive<'a> {
         let entry = match self.zip.by_name(name) {
             Ok(entry) => entry,
             Err(ZipError::FileNotFound) => return Ok(None),
-            Err(source) => {
+            Err(error) => {
                 return Err(PthError::Zip {
                     file: file.to_owned(),
-                    source,
+                    error,
                 })
             }
         };
@@ -148,7 +148,7 @@ impl<'a> Archive<'a> {
             .read_to_end(&mut data)
             .map_err(|err| PthError::Zip {
                 file: file.to_owned(),
-                source: ZipError::Io(err),
+                error: ZipError::Io(err),
             })?;
         Ok(Some(Cow::Owned(data)))
     }

@@ -1,12 +1,9 @@
 /// Why a checkpoint could not be read. Every variant names the file it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum PthError {
-    #[error("{file}: cannot read file: {source}")]
-    Io {
-        file: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // Underlying errors are part of the message, not a `source`, so chains print them once.
+    #[error("{file}: cannot read file: {error}")]
+    Io { file: String, error: std::io::Error },
 
     #[error("{file}: not a zip archive, so not a torch checkpoint")]
     NotZip { file: String },
@@ -20,11 +17,10 @@ pub enum PthError {
     #[error("{file}: truncated: {what}")]
     Truncated { file: String, what: String },
 
-    #[error("{file}: unreadable zip archive: {source}")]
+    #[error("{file}: unreadable zip archive: {error}")]
     Zip {
         file: String,
-        #[source]
-        source: zip::result::ZipError,
+        error: zip::result::ZipError,
     },
 
     #[error("{file}: big-endian checkpoints are not supported")]

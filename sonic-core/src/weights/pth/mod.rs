@@ -64,9 +64,9 @@ pub struct PthTensor {
 /// "model" or "module" is unwrapped.
 pub fn read_pth(path: &Path) -> Result<Vec<(String, PthTensor)>, PthError> {
     let name = path.display().to_string();
-    let io_error = |source| PthError::Io {
+    let io_error = |error| PthError::Io {
         file: name.clone(),
-        source,
+        error,
     };
     let file = std::fs::File::open(path).map_err(io_error)?;
     if file.metadata().map_err(io_error)?.len() == 0 {
