@@ -17,6 +17,8 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "image.pil-resize" => crate::image::fixtures::pil_resize,
         "image.clip-preprocess" => crate::image::fixtures::clip_preprocess,
         "image.sonic-prep" => crate::image::fixtures::sonic_prep,
+        "model.svd-unet" => crate::models::unet::verify_svd_fixture,
+        "model.sonic-unet" => crate::models::unet::verify_sonic_fixture,
         _ => return None,
     })
 }
