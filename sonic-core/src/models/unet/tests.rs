@@ -124,9 +124,6 @@ fn bad_inputs_are_errors_naming_shapes() {
         audio: None,
         added_time_ids: Tensor::zeros([1, 3], Device::Cpu).unwrap(),
     };
-    let odd = Tensor::zeros([1, 3, 8, 7, 12], Device::Cpu).unwrap();
-    let err = svd.forward(&odd, &[0.5], &cond).unwrap_err().to_string();
-    assert!(err.contains("7x12"), "{err}");
     let sample = Tensor::zeros([1, 2, 8, 8, 12], Device::Cpu).unwrap();
     let err = svd.forward(&sample, &[0.5], &cond).unwrap_err().to_string();
     assert!(err.contains("image tokens [3, 1, 16]"), "{err}");
@@ -135,6 +132,22 @@ fn bad_inputs_are_errors_naming_shapes() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("2 timesteps"), "{err}");
+    let wrong_channels = Tensor::zeros([1, 3, 4, 8, 12], Device::Cpu).unwrap();
+    let err = svd
+        .forward(&wrong_channels, &[0.5], &cond)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[1, 3, 4, 8, 12]"), "{err}");
+
+    // Two levels: the latent must halve evenly once.
+    let sonic = UNetSpatioTemporalConditionModel::new(
+        config("sonic_unet"),
+        &builder(fixture_weights("sonic_unet")),
+    )
+    .unwrap();
+    let odd = Tensor::zeros([1, 3, 8, 7, 12], Device::Cpu).unwrap();
+    let err = sonic.forward(&odd, &[0.5], &cond).unwrap_err().to_string();
+    assert!(err.contains("7x12"), "{err}");
 }
 
 #[test]
