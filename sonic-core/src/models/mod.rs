@@ -4,3 +4,4 @@ pub mod audio2bucket;
 pub mod audio_proj;
 pub mod sonic_audio;
 pub mod unet;
+pub mod vae;
