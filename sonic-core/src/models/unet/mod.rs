@@ -7,6 +7,7 @@
 mod attention;
 pub(crate) mod blocks;
 mod conditioning;
+mod denoiser;
 mod embeddings;
 pub(crate) mod resnet;
 mod transformer;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use conditioning::{AudioTokens, TemporalContext, UNetConditioning};
+pub use denoiser::{SonicConditioning, SonicDenoiser};
 pub use embeddings::sinusoidal_embedding;
 pub use verify::{verify_sonic_fixture, verify_svd_fixture};
 

@@ -203,3 +203,173 @@ fn svd_xt_config_parses_to_the_defaults() {
         .to_string()
         .contains("num_attention_heads"));
 }
+
+fn randn(shape: &[usize], seed: u64) -> Tensor {
+    let n: usize = shape.iter().product();
+    let mut state = seed;
+    let data = (0..n)
+        .map(|_| {
+            // xorshift: deterministic, dependency-free test values in [-1, 1).
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(data, shape.to_vec(), Device::Cpu).unwrap()
+}
+
+fn sonic_conditioning(frames: usize) -> SonicConditioning {
+    SonicConditioning {
+        image_embeds: randn(&[1, 16], 1),
+        image_latent: randn(&[1, 4, 8, 12], 2),
+        audio_tokens: randn(&[frames, 6, 16], 3),
+        uncond_audio_tokens: randn(&[6, 16], 4),
+        buckets: randn(&[frames, 2], 5).affine(20.0, 40.0).unwrap(),
+        face_mask: Some(
+            crate::verify::Fixture::open(&fixture("sonic_unet"))
+                .unwrap()
+                .tensor("face_mask", Device::Cpu)
+                .unwrap(),
+        ),
+        fps: 12.5,
+        audio_scale: 1.0,
+    }
+}
+
+/// One branch alone: `with_image` selects the image embedding and latent, `audio` the
+/// window's audio tokens (silence otherwise).
+fn single_branch(
+    unet: &UNetSpatioTemporalConditionModel,
+    c: &SonicConditioning,
+    x: &Tensor,
+    sigma: f32,
+    frames: &[usize],
+    with_image: bool,
+    audio: bool,
+) -> Tensor {
+    use crate::sampling::{scale_model_input, sigma_to_timestep};
+    let f = frames.len();
+    let keep = if with_image { 1.0 } else { 0.0 };
+    let latent = c
+        .image_latent
+        .index_select(0, &vec![0; f])
+        .unwrap()
+        .mul_scalar(keep)
+        .unwrap();
+    let x_in = x.mul_scalar(scale_model_input(sigma)).unwrap();
+    let sample = Tensor::cat(&[&x_in, &latent], 1)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let tokens = if audio {
+        c.audio_tokens.index_select(0, frames).unwrap()
+    } else {
+        c.uncond_audio_tokens
+            .unsqueeze(0)
+            .unwrap()
+            .index_select(0, &vec![0; f])
+            .unwrap()
+    };
+    let buckets = c
+        .buckets
+        .index_select(0, frames)
+        .unwrap()
+        .mean(&[0], false)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let cond = UNetConditioning {
+        image_tokens: c
+            .image_embeds
+            .unsqueeze(0)
+            .unwrap()
+            .index_select(0, &vec![0; f])
+            .unwrap()
+            .mul_scalar(keep)
+            .unwrap(),
+        audio: Some(AudioTokens {
+            tokens,
+            face_mask: c.face_mask.clone(),
+            scale: c.audio_scale,
+        }),
+        added_time_ids: Tensor::from_vec(vec![c.fps, buckets[0], buckets[1]], [1, 3], Device::Cpu)
+            .unwrap(),
+    };
+    unet.forward(&sample, &[sigma_to_timestep(sigma)], &cond)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+}
+
+#[test]
+fn the_denoiser_batches_the_three_guidance_branches_in_order() {
+    use crate::sampling::{GuidanceSchedule, MultiCondGuidance};
+    use crate::verify::errors;
+    let unet = UNetSpatioTemporalConditionModel::new(
+        config("sonic_unet"),
+        &builder(fixture_weights("sonic_unet")),
+    )
+    .unwrap();
+    let frames = [4, 5, 6, 0];
+    let x = randn(&[4, 4, 8, 12], 9).mul_scalar(3.0).unwrap();
+    let sigma = 4.2;
+    let guided = |image: f32, audio: f32| {
+        let guidance = MultiCondGuidance {
+            image: GuidanceSchedule::constant(image),
+            audio: GuidanceSchedule::constant(audio),
+        };
+        SonicDenoiser::new(&unet, sonic_conditioning(7), guidance, 10)
+            .unwrap()
+            .guided_v(&x, sigma, 3, &frames)
+            .unwrap()
+    };
+    let c = sonic_conditioning(7);
+    // Scales 0 keep the unconditional branch; scales 1 telescope to the full condition.
+    let uncond = single_branch(&unet, &c, &x, sigma, &frames, false, false);
+    let (rel, _) = errors(&guided(0.0, 0.0), &uncond).unwrap();
+    assert!(rel < 1e-5, "uncond {rel}");
+    let full = single_branch(&unet, &c, &x, sigma, &frames, true, true);
+    let (rel, _) = errors(&guided(1.0, 1.0), &full).unwrap();
+    assert!(rel < 1e-5, "full {rel}");
+    // Image guidance alone lands on the image branch.
+    let image = single_branch(&unet, &c, &x, sigma, &frames, true, false);
+    let (rel, _) = errors(&guided(1.0, 0.0), &image).unwrap();
+    assert!(rel < 1e-5, "image {rel}");
+}
+
+#[test]
+fn the_denoiser_runs_under_a_long_video_scheduler() {
+    use crate::sampling::{Euler, MultiCondGuidance, SvdSchedule};
+    use crate::schedule::scheduler;
+    let unet = UNetSpatioTemporalConditionModel::new(
+        config("sonic_unet"),
+        &builder(fixture_weights("sonic_unet")),
+    )
+    .unwrap();
+    let mut denoiser = SonicDenoiser::new(
+        &unet,
+        sonic_conditioning(7),
+        MultiCondGuidance::default(),
+        2,
+    )
+    .unwrap();
+    assert_eq!(denoiser.native_window(), 5);
+    let sigmas = SvdSchedule::default().sigmas(2);
+    let start = randn(&[7, 4, 8, 12], 11).mul_scalar(sigmas[0]).unwrap();
+    let out = scheduler("shift:alpha=2")
+        .unwrap()
+        .run(start, 5, &sigmas, &mut Euler, &mut denoiser, 0)
+        .unwrap();
+    assert_eq!(out.dims(), &[7, 4, 8, 12]);
+    assert!(out.to_vec().unwrap().iter().all(|v| v.is_finite()));
+
+    let svd = UNetSpatioTemporalConditionModel::new(
+        config("svd_unet"),
+        &builder(fixture_weights("svd_unet")),
+    )
+    .unwrap();
+    assert!(
+        SonicDenoiser::new(&svd, sonic_conditioning(7), MultiCondGuidance::default(), 2).is_err()
+    );
+}
