@@ -5,6 +5,8 @@ pub mod audio_proj;
 pub mod clip_vision;
 pub mod encoders;
 pub mod sonic_audio;
+pub mod unet;
+pub mod vae;
 pub mod whisper;
 
 pub use encoders::{AudioEncoder, ImageEncoder};

@@ -19,6 +19,10 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "image.sonic-prep" => crate::image::fixtures::sonic_prep,
         "model.whisper-encoder" => crate::models::whisper::verify_fixture,
         "model.clip-vision" => crate::models::clip_vision::verify_fixture,
+        "model.svd-unet" => crate::models::unet::verify_svd_fixture,
+        "model.sonic-unet" => crate::models::unet::verify_sonic_fixture,
+        "model.svd-vae-encode" => crate::models::vae::verify_encode_fixture,
+        "model.svd-vae-decode" => crate::models::vae::verify_decode_fixture,
         _ => return None,
     })
 }

@@ -1,0 +1,68 @@
+//! Fixture runners: `model.svd-unet` (stock SVD, context given once per video as diffusers
+//! takes it) and `model.sonic-unet` (per-frame image and audio tokens, face mask).
+
+use std::collections::BTreeMap;
+
+use super::{AudioTokens, UNetConditioning, UNetSpatioTemporalConditionModel};
+use crate::verify::Fixture;
+use crate::weights::read_config;
+use crate::{Device, Error, Result, Tensor};
+
+type Outputs = BTreeMap<String, Tensor>;
+
+pub fn verify_svd_fixture(fx: &Fixture, device: Device) -> Result<Outputs> {
+    run(fx, device, false)
+}
+
+pub fn verify_sonic_fixture(fx: &Fixture, device: Device) -> Result<Outputs> {
+    run(fx, device, true)
+}
+
+fn run(fx: &Fixture, device: Device, sonic: bool) -> Result<Outputs> {
+    let unet = UNetSpatioTemporalConditionModel::new(read_config(&fx.dir)?, &fx.weights(device)?)?;
+    if unet.has_audio_adapters() != sonic {
+        return Err(Error::file(
+            fx.dir.join("weights.safetensors"),
+            format!(
+                "audio adapters present: {}, expected {sonic}",
+                unet.has_audio_adapters()
+            ),
+        ));
+    }
+    let runs: Vec<String> = fx.param("runs")?;
+    let mut out = Outputs::new();
+    for run in runs {
+        let input = |name: &str| fx.tensor(&format!("{run}.{name}"), device);
+        let sample = input("sample")?;
+        let (b, f) = (sample.dims()[0], sample.dims()[1]);
+        let image_tokens = if sonic {
+            input("image_tokens")?
+        } else {
+            // diffusers repeats the per-video context for every frame.
+            let per_frame: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, f)).collect();
+            input("encoder_hidden_states")?.index_select(0, &per_frame)?
+        };
+        let audio = if sonic {
+            Some(AudioTokens {
+                tokens: input("audio_tokens")?,
+                face_mask: Some(fx.tensor("face_mask", device)?),
+                scale: fx.param("audio_scale")?,
+            })
+        } else {
+            None
+        };
+        let cond = UNetConditioning {
+            image_tokens,
+            audio,
+            added_time_ids: input("added_time_ids")?,
+        };
+        let timesteps = input("timesteps")?.to_vec()?;
+        let mut traced = Vec::new();
+        let result = unet.forward_traced(&sample, &timesteps, &cond, &mut |name, t| {
+            traced.push((format!("{run}.{name}"), t.clone()))
+        })?;
+        out.extend(traced);
+        out.insert(format!("{run}.out"), result);
+    }
+    Ok(out)
+}
