@@ -1,5 +1,5 @@
 //! The audio input path: WAV, MP3 and FLAC decoded to 16 kHz mono f32 (what the reference's
-//! `librosa.load(path, sr=16000)` gives Whisper).
+//! `librosa.load(path, sr=16000)` gives Whisper), and Whisper's log-mel features.
 //!
 //! Decoding streams: packets are downmixed and resampled as they arrive, so memory holds the
 //! 16 kHz result and small buffers, never the whole file at its source rate.
@@ -7,6 +7,7 @@
 mod decode;
 mod error;
 mod format;
+mod mel;
 mod resample;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,10 @@ use std::time::Duration;
 
 pub use error::AudioErrorKind;
 pub use format::AudioFormat;
+pub(crate) use mel::verify_log_mel;
+pub use mel::{
+    log_mel_chunk, whisper_log_mel, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, N_FFT, N_MELS,
+};
 
 use crate::Result;
 

@@ -1,5 +1,6 @@
-//! Decoding every WAV sample format, rate and channel count, MP3 and FLAC, bad files, and the
-//! video frame count.
+//! Decoding every WAV sample format, rate and channel count, MP3 and FLAC, bad files, the
+//! video frame count and the log-mel's shape and chunking. Parity with transformers is the
+//! fixtures' job (tests/fixtures/whisper_log_mel_*).
 
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use hound::{SampleFormat, WavSpec, WavWriter};
 use tempfile::TempDir;
 
 use super::format::{sniff, Sniffed};
+use super::mel::mel_filter_bank;
 use super::*;
 use crate::Error;
 
@@ -473,4 +475,65 @@ fn video_frames_follow_the_reference() {
     // The reference caps at 400 s (5000 frames); this does not.
     assert_eq!(video_frames(400 * 16_000), 5000);
     assert_eq!(video_frames(600 * 16_000), 7500);
+}
+
+#[test]
+fn mel_filter_bank_matches_transformers() {
+    let bank = mel_filter_bank();
+    assert_eq!((bank.len(), bank[0].len()), (80, 201));
+    // Spot values of transformers' mel_filter_bank(201, 80, 0, 8000, 16000, "slaney", "slaney").
+    let spots = [
+        (0, 1, 2.486_259_5e-2_f32),
+        (1, 2, 2.287_177_2e-2),
+        (40, 43, 1.473_556_55e-2),
+        (40, 25, 0.0),
+        (79, 196, 1.795_036_1e-3),
+    ];
+    for (m, k, want) in spots {
+        let got = bank[m][k] as f32;
+        assert_eq!(got, want, "mel {m} bin {k}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn log_mel_has_3000_frames_per_started_chunk() {
+    for (len, frames) in [
+        (1, 3000),
+        (480_000, 3000),
+        (480_001, 6000),
+        (1_000_000, 9000),
+    ] {
+        let mel = whisper_log_mel(&vec![0.0; len]).unwrap();
+        assert_eq!(mel.dims(), &[N_MELS, frames], "{len} samples");
+    }
+    assert!(whisper_log_mel(&[]).is_err());
+    assert!(log_mel_chunk(&vec![0.0; CHUNK_SAMPLES + 1]).is_err());
+}
+
+#[test]
+fn silence_is_the_clamped_floor() {
+    let mel = log_mel_chunk(&[0.0; 100]).unwrap().to_vec().unwrap();
+    assert!(mel.iter().all(|&v| v == -1.5), "(log10(1e-10) + 4) / 4");
+}
+
+#[test]
+fn each_chunk_is_normalised_on_its_own() {
+    let loud: Vec<f32> = (0..CHUNK_SAMPLES + 8000)
+        .map(|i| {
+            let quiet_tail = if i < CHUNK_SAMPLES { 1.0 } else { 1e-3 };
+            quiet_tail * (i as f32 * 0.07).sin()
+        })
+        .collect();
+    let all = whisper_log_mel(&loud).unwrap().to_vec().unwrap();
+    let tail = log_mel_chunk(&loud[CHUNK_SAMPLES..])
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let width = 2 * CHUNK_FRAMES;
+    for m in 0..N_MELS {
+        assert_eq!(
+            &all[m * width + CHUNK_FRAMES..(m + 1) * width],
+            &tail[m * CHUNK_FRAMES..(m + 1) * CHUNK_FRAMES]
+        );
+    }
 }

@@ -19,6 +19,7 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "image.sonic-prep" => crate::image::fixtures::sonic_prep,
         "model.whisper-encoder" => crate::models::whisper::verify_fixture,
         "model.clip-vision" => crate::models::clip_vision::verify_fixture,
+        "audio.whisper-log-mel" => crate::audio::verify_log_mel,
         _ => return None,
     })
 }
