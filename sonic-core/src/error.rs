@@ -81,6 +81,12 @@ pub enum Error {
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
 
+    #[error("{path}: {kind}")]
+    Audio {
+        path: PathBuf,
+        kind: crate::audio::AudioErrorKind,
+    },
+
     #[error(transparent)]
     Pth(#[from] crate::weights::pth::PthError),
 }
@@ -97,6 +103,13 @@ impl Error {
         Error::Io {
             path: path.into(),
             error,
+        }
+    }
+
+    pub(crate) fn audio(path: impl Into<PathBuf>, kind: crate::audio::AudioErrorKind) -> Self {
+        Error::Audio {
+            path: path.into(),
+            kind,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Sonic SDK core: tensors with a runtime-chosen device, the CPU reference backend,
 //! weight loading, and (as the SDK grows) models, sampling and scheduling.
 
+pub mod audio;
 pub mod backend;
 pub mod error;
 pub mod image;

@@ -51,11 +51,6 @@ pub trait AudioConditioner: Send + Sync {
     ) -> Result<AudioConditioning>;
 }
 
-/// Video frames for `samples` 16 kHz samples: `(samples // 640) // 2`, with no length cap.
-pub fn video_frames_for(samples: usize) -> usize {
-    (samples / SAMPLES_PER_UNIT) / 2
-}
-
 #[derive(Clone, Debug)]
 pub struct SonicAudioConditioner {
     pub proj: AudioProjModel,
@@ -128,7 +123,7 @@ impl AudioConditioner for SonicAudioConditioner {
                 ),
             ));
         }
-        let frames = video_frames_for(samples);
+        let frames = crate::audio::video_frames(samples);
         if frames == 0 {
             return Err(Error::invalid(
                 "audio conditioning",
@@ -264,15 +259,7 @@ mod tests {
         assert!(rel < 1e-5, "{rel}");
         let (rel, _) = errors(&c.buckets, &fx.tensor("buckets", Device::Cpu).unwrap()).unwrap();
         assert!(rel < 1e-5, "{rel}");
-        assert_eq!(c.frames(), video_frames_for(samples));
-    }
-
-    #[test]
-    fn frame_count_follows_the_reference() {
-        assert_eq!(video_frames_for(160_000), 125); // 10 s
-        assert_eq!(video_frames_for(960_000), 750); // 60 s
-        assert_eq!(video_frames_for(1279), 0);
-        assert_eq!(video_frames_for(16_000 * 600), 7500); // no 400 s cap
+        assert_eq!(c.frames(), crate::audio::video_frames(samples));
     }
 
     #[test]

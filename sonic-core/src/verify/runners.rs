@@ -23,6 +23,7 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "model.sonic-unet" => crate::models::unet::verify_sonic_fixture,
         "model.svd-vae-encode" => crate::models::vae::verify_encode_fixture,
         "model.svd-vae-decode" => crate::models::vae::verify_decode_fixture,
+        "audio.whisper-log-mel" => crate::audio::verify_log_mel,
         _ => return None,
     })
 }

@@ -1,0 +1,81 @@
+//! The audio input path: WAV, MP3 and FLAC decoded to 16 kHz mono f32 (what the reference's
+//! `librosa.load(path, sr=16000)` gives Whisper), and Whisper's log-mel features.
+//!
+//! Decoding streams: packets are downmixed and resampled as they arrive, so memory holds the
+//! 16 kHz result and small buffers, never the whole file at its source rate.
+
+mod decode;
+mod error;
+mod format;
+mod mel;
+mod resample;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::AudioErrorKind;
+pub use format::AudioFormat;
+pub(crate) use mel::verify_log_mel;
+pub use mel::{
+    log_mel_chunk, whisper_log_mel, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, N_FFT, N_MELS,
+};
+
+use crate::Result;
+
+/// The rate Whisper and the rest of the pipeline work at.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// A decoded file: mono samples at 16 kHz, and what the source was.
+#[derive(Clone, Debug)]
+pub struct Audio16k {
+    pub samples: Vec<f32>,
+    pub format: AudioFormat,
+    pub source_sample_rate: u32,
+    pub source_channels: usize,
+    /// Frames (samples per channel) decoded at the source rate.
+    pub source_frames: u64,
+}
+
+impl Audio16k {
+    pub fn source_duration(&self) -> Duration {
+        Duration::from_secs_f64(self.source_frames as f64 / f64::from(self.source_sample_rate))
+    }
+
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.samples.len() as f64 / f64::from(SAMPLE_RATE))
+    }
+}
+
+/// Decodes a WAV (8/16/24/32-bit integer or 32/64-bit float PCM), MP3 or FLAC file, averages
+/// its channels and resamples it to 16 kHz. The format is read from the file's content; a bad
+/// file gives [`crate::Error::Audio`] naming the file and what is wrong with it.
+pub fn load_audio(path: &Path) -> Result<Audio16k> {
+    let mut source = decode::MonoSource::open(path)?;
+    let mut to_16k = resample::To16k::new(source.sample_rate())?;
+    while let Some(chunk) = source.next_chunk()? {
+        to_16k.push(chunk)?;
+    }
+    let (format, source_sample_rate, source_channels, source_frames) = (
+        source.format(),
+        source.sample_rate(),
+        source.channels(),
+        source.frames(),
+    );
+    source.finish()?;
+    Ok(Audio16k {
+        samples: to_16k.finish()?,
+        format,
+        source_sample_rate,
+        source_channels,
+        source_frames,
+    })
+}
+
+/// Video frames the reference generates for `samples` of 16 kHz audio: one per 80 ms
+/// (12.5 fps), counted as whole 40 ms units halved. Unlike the reference there is no
+/// 400-second cap.
+pub fn video_frames(samples: usize) -> usize {
+    (samples / 640) / 2
+}
