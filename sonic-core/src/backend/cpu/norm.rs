@@ -1,52 +1,46 @@
 //! GroupNorm, LayerNorm and softmax. Statistics are exact two-pass (mean, then the mean of
 //! squared deviations) with f64 accumulation across blocks, so large groups stay accurate.
 
+use std::mem::MaybeUninit;
+
 use multiversion::multiversion;
+use multiversion::target::target_cfg_f;
 use rayon::prelude::*;
 
 use super::math;
 
 const LANES: usize = 16;
+/// Independent accumulators per lane, so that the adds of a pass do not wait on each other.
+const ACCS: usize = 4;
 
-/// Sum of `x` with 16 independent f32 lanes per block, blocks added in f64.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
-fn sum(x: &[f32]) -> f64 {
-    let mut total = 0.0f64;
-    for block in x.chunks(4096) {
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = block.chunks_exact(LANES);
-        for c in &mut chunks {
+/// Σ f(x) over one block: `ACCS × LANES` f32 partial sums, added up in f64.
+#[inline(always)]
+fn block_sum(block: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [[0.0f32; LANES]; ACCS];
+    let mut chunks = block.chunks_exact(LANES * ACCS);
+    for c in &mut chunks {
+        for (a, c) in acc.iter_mut().zip(c.chunks_exact(LANES)) {
             for i in 0..LANES {
-                acc[i] += c[i];
+                a[i] += f(c[i]);
             }
         }
-        let tail: f32 = chunks.remainder().iter().sum();
-        total += acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
     }
-    total
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().flatten().map(|&v| v as f64).sum::<f64>() + tail as f64
+}
+
+/// Sum of `x`, in blocks of f32 lane sums added in f64.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
+fn sum(x: &[f32]) -> f64 {
+    x.chunks(4096).map(|block| block_sum(block, |v| v)).sum()
 }
 
 /// Σ (x − mean)², as [`sum`].
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
 fn sum_sq_dev(x: &[f32], mean: f32) -> f64 {
-    let mut total = 0.0f64;
-    for block in x.chunks(4096) {
-        let mut acc = [0.0f32; LANES];
-        let mut chunks = block.chunks_exact(LANES);
-        for c in &mut chunks {
-            for i in 0..LANES {
-                let d = c[i] - mean;
-                acc[i] += d * d;
-            }
-        }
-        let tail: f32 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| (v - mean) * (v - mean))
-            .sum();
-        total += acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64;
-    }
-    total
+    x.chunks(4096)
+        .map(|block| block_sum(block, |v| (v - mean) * (v - mean)))
+        .sum()
 }
 
 /// Mean and 1/√(var + eps) of `x` (biased variance, as PyTorch's norms).
@@ -58,14 +52,18 @@ fn moments(x: &[f32], eps: f32) -> (f32, f32) {
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
-fn scale_shift(x: &[f32], out: &mut [f32], scale: f32, shift: f32, silu: bool) {
-    if silu {
+fn scale_shift(x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, shift: f32, silu: bool) {
+    if silu && target_cfg_f!(target_feature = "fma") {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = math::silu(v * scale + shift);
+            o.write(math::silu_fma(v.mul_add(scale, shift)));
+        }
+    } else if silu {
+        for (o, &v) in out.iter_mut().zip(x) {
+            o.write(math::silu(v * scale + shift));
         }
     } else {
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = v * scale + shift;
+            o.write(v * scale + shift);
         }
     }
 }
@@ -82,14 +80,18 @@ pub fn group_norm(
     eps: f32,
     silu: bool,
 ) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    let group_len = x.len() / (n * groups).max(1);
+    let len = x.len();
+    let group_len = len / (n * groups).max(1);
     if group_len == 0 {
-        return out;
+        return vec![0.0; len];
     }
     let per_group = c / groups;
     let spatial = group_len / per_group;
-    out.par_chunks_mut(group_len)
+    // Written in full below, so not zeroed first (a zeroing pass costs as much as the
+    // normalisation of a cached group).
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(group_len)
         .zip(x.par_chunks(group_len))
         .enumerate()
         .for_each(|(ng, (o, xs))| {
@@ -102,6 +104,9 @@ pub fn group_norm(
                 scale_shift(xc, oc, scale, shift, silu);
             }
         });
+    // SAFETY: the group chunks tile `0..len` (`len` is `n·groups·group_len`), the channel
+    // chunks tile each group, and `scale_shift` writes every element of its chunk.
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -150,17 +155,41 @@ fn affine_row(
     }
 }
 
-/// Softmax of each row in place, with the row scaled by `scale` first.
+/// Softmax of each row in place, with the row scaled by `scale` first. The max and the sum
+/// run on 16 independent lanes so that both loops vectorise (a plain float fold cannot be
+/// reordered by the compiler and stays scalar).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
 pub fn softmax_row_in_place(row: &mut [f32], scale: f32) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            // NaN never wins the comparison, so NaNs are skipped as `f32::max` would.
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     let shift = if max.is_finite() { max * scale } else { 0.0 };
+    let mut acc = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let e = math::exp(c[i] * scale - shift);
+            c[i] = e;
+            acc[i] += e;
+        }
+    }
     let mut total = 0.0f32;
-    for v in row.iter_mut() {
+    for v in chunks.into_remainder() {
         let e = math::exp(*v * scale - shift);
         *v = e;
         total += e;
     }
+    let total = total + acc.iter().sum::<f32>();
     let inv = 1.0 / total;
     for v in row.iter_mut() {
         *v *= inv;
