@@ -84,21 +84,44 @@ impl Geometry {
                 seg.fill(0.0);
             } else {
                 let line = &plane[(zd as usize * ih + zh as usize) * iw..][..iw];
-                let x0 = (k[2] * self.dil[2]) as isize - self.pad[2] as isize;
                 let s = self.stride[2] as isize;
-                for (j, v) in seg.iter_mut().enumerate() {
-                    let x = x0 + (ocol + j) as isize * s;
-                    *v = if x >= 0 && x < iw as isize {
-                        line[x as usize]
-                    } else {
-                        0.0
-                    };
+                // Input column of seg[j]: first + j·s; inside the line for j in lo..hi.
+                let first =
+                    (k[2] * self.dil[2]) as isize - self.pad[2] as isize + ocol as isize * s;
+                let (lo, hi) = inside(first, s, iw as isize, seg.len());
+                let (head, rest) = seg.split_at_mut(lo);
+                let (mid, tail) = rest.split_at_mut(hi - lo);
+                head.fill(0.0);
+                tail.fill(0.0);
+                let start = (first + lo as isize * s) as usize;
+                if s == 1 {
+                    mid.copy_from_slice(&line[start..start + mid.len()]);
+                } else {
+                    for (v, &x) in mid.iter_mut().zip(line[start..].iter().step_by(s as usize)) {
+                        *v = x;
+                    }
                 }
             }
             l += run;
             out = tail;
         }
     }
+}
+
+/// The range `lo..hi` of `j < n` with `0 <= first + j·s < len` (`s > 0`), `lo <= hi`.
+fn inside(first: isize, s: isize, len: isize, n: usize) -> (usize, usize) {
+    let lo = if first >= 0 {
+        0
+    } else {
+        ((-first + s - 1) / s) as usize
+    };
+    let hi = if first >= len {
+        0
+    } else {
+        ((len - 1 - first) / s + 1) as usize
+    };
+    let lo = lo.min(n);
+    (lo, hi.clamp(lo, n))
 }
 
 /// Returns the output data and shape `[n, o, out…]` (with the input's spatial rank).
