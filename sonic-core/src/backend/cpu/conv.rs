@@ -2,6 +2,8 @@
 //! positions bounds the column buffer, so a full-resolution VAE layer needs megabytes,
 //! not gigabytes.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::matmul::{gemm, Mat, MatMut};
@@ -62,8 +64,8 @@ impl Geometry {
     }
 
     /// Fills `dst` (the tile of output positions `l0..l0+dst.len()`) for one column row:
-    /// channel `c` at kernel offset `k`.
-    fn fill_row(&self, img: &[f32], row: usize, l0: usize, dst: &mut [f32]) {
+    /// channel `c` at kernel offset `k`. Every element of `dst` is written.
+    fn fill_row(&self, img: &[f32], row: usize, l0: usize, dst: &mut [MaybeUninit<f32>]) {
         let [kd, kh, kw] = self.kernel;
         let kidx = row % (kd * kh * kw);
         let c = row / (kd * kh * kw);
@@ -71,17 +73,18 @@ impl Geometry {
         let [id, ih, iw] = self.input;
         let [_, oh, ow] = self.output;
         let plane = &img[c * id * ih * iw..(c + 1) * id * ih * iw];
-        let mut l = l0;
+        // Output coordinates of the first position, then advanced run by run (no divisions
+        // per run: with narrow images the runs are short).
+        let (mut od, rest) = (l0 / (oh * ow), l0 % (oh * ow));
+        let (mut orow, mut ocol) = (rest / ow, rest % ow);
         let mut out = dst;
         while !out.is_empty() {
-            let (od, rest) = (l / (oh * ow), l % (oh * ow));
-            let (orow, ocol) = (rest / ow, rest % ow);
             let run = (ow - ocol).min(out.len());
             let (seg, tail) = out.split_at_mut(run);
             let zd = (od * self.stride[0] + k[0] * self.dil[0]) as isize - self.pad[0] as isize;
             let zh = (orow * self.stride[1] + k[1] * self.dil[1]) as isize - self.pad[1] as isize;
             if zd < 0 || zd >= id as isize || zh < 0 || zh >= ih as isize {
-                seg.fill(0.0);
+                zero(seg);
             } else {
                 let line = &plane[(zd as usize * ih + zh as usize) * iw..][..iw];
                 let s = self.stride[2] as isize;
@@ -91,20 +94,34 @@ impl Geometry {
                 let (lo, hi) = inside(first, s, iw as isize, seg.len());
                 let (head, rest) = seg.split_at_mut(lo);
                 let (mid, tail) = rest.split_at_mut(hi - lo);
-                head.fill(0.0);
-                tail.fill(0.0);
+                zero(head);
+                zero(tail);
                 let start = (first + lo as isize * s) as usize;
                 if s == 1 {
-                    mid.copy_from_slice(&line[start..start + mid.len()]);
+                    let src = &line[start..start + mid.len()];
+                    for (v, &x) in mid.iter_mut().zip(src) {
+                        v.write(x);
+                    }
                 } else {
                     for (v, &x) in mid.iter_mut().zip(line[start..].iter().step_by(s as usize)) {
-                        *v = x;
+                        v.write(x);
                     }
                 }
             }
-            l += run;
             out = tail;
+            ocol = 0;
+            orow += 1;
+            if orow == oh {
+                orow = 0;
+                od += 1;
+            }
         }
+    }
+}
+
+fn zero(dst: &mut [MaybeUninit<f32>]) {
+    for v in dst {
+        v.write(0.0);
     }
 }
 
@@ -141,10 +158,11 @@ pub fn conv(
     let threads = rayon::current_num_threads();
     let weights = Mat::rows(w, rows);
     let tile = (TILE_ELEMS / rows.max(1)).clamp(1, positions.max(1));
-    let mut cols = if g.is_pointwise() {
+    // Filled in full by `fill_row` for each tile, so never zeroed.
+    let mut cols: Vec<f32> = if g.is_pointwise() {
         Vec::new()
     } else {
-        vec![0.0; rows * tile]
+        Vec::with_capacity(rows * tile)
     };
     for (img, dst) in x.chunks(in_len).zip(out.chunks_mut(o * positions)) {
         if let Some(b) = bias {
@@ -173,11 +191,15 @@ pub fn conv(
         }
         for l0 in (0..positions).step_by(tile) {
             let width = tile.min(positions - l0);
-            let cols = &mut cols[..rows * width];
-            cols.par_chunks_mut(width)
+            cols.clear();
+            cols.spare_capacity_mut()[..rows * width]
+                .par_chunks_mut(width)
                 .enumerate()
                 .with_min_len((1 << 14) / width.max(1) + 1)
                 .for_each(|(r, line)| g.fill_row(img, r, l0, line));
+            // SAFETY: the lines tile the first `rows·width` elements and `fill_row` writes
+            // every element of its line.
+            unsafe { cols.set_len(rows * width) };
             let dst = MatMut {
                 data: &mut dst[l0..],
                 rs: positions,
@@ -186,7 +208,7 @@ pub fn conv(
             gemm(
                 dst,
                 weights,
-                Mat::rows(cols, width),
+                Mat::rows(&cols, width),
                 o,
                 rows,
                 width,
