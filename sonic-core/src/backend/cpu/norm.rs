@@ -10,23 +10,22 @@ use rayon::prelude::*;
 use super::math;
 
 const LANES: usize = 16;
-/// Independent accumulators per lane, so that the adds of a pass do not wait on each other.
-const ACCS: usize = 4;
+/// f32 partial sums per block: four vectors of 16 lanes, so that the adds of a pass do not
+/// wait on each other.
+const PARTIALS: usize = 4 * LANES;
 
-/// Σ f(x) over one block: `ACCS × LANES` f32 partial sums, added up in f64.
+/// Σ f(x) over one block: `PARTIALS` f32 partial sums, added up in f64.
 #[inline(always)]
 fn block_sum(block: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut acc = [[0.0f32; LANES]; ACCS];
-    let mut chunks = block.chunks_exact(LANES * ACCS);
+    let mut acc = [0.0f32; PARTIALS];
+    let mut chunks = block.chunks_exact(PARTIALS);
     for c in &mut chunks {
-        for (a, c) in acc.iter_mut().zip(c.chunks_exact(LANES)) {
-            for i in 0..LANES {
-                a[i] += f(c[i]);
-            }
+        for i in 0..PARTIALS {
+            acc[i] += f(c[i]);
         }
     }
     let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    acc.iter().flatten().map(|&v| v as f64).sum::<f64>() + tail as f64
+    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
 }
 
 /// Sum of `x`, in blocks of f32 lane sums added in f64.
@@ -51,24 +50,50 @@ fn moments(x: &[f32], eps: f32) -> (f32, f32) {
     (mean as f32, (1.0 / (var + eps as f64).sqrt()) as f32)
 }
 
+/// One group of GroupNorm: exact two-pass statistics over the (cache-resident) group, then
+/// each channel's affine map, with SiLU fused, written straight to `out`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq+fma", "x86_64+avx2+fma"))]
-fn scale_shift(x: &[f32], out: &mut [MaybeUninit<f32>], scale: f32, shift: f32, silu: bool) {
-    if silu && target_cfg_f!(target_feature = "fma") {
-        for (o, &v) in out.iter_mut().zip(x) {
-            o.write(math::silu_fma(v.mul_add(scale, shift)));
-        }
-    } else if silu {
-        for (o, &v) in out.iter_mut().zip(x) {
-            o.write(math::silu(v * scale + shift));
-        }
-    } else {
-        for (o, &v) in out.iter_mut().zip(x) {
-            o.write(v * scale + shift);
+#[allow(clippy::too_many_arguments)]
+fn normalize_group(
+    xs: &[f32],
+    out: &mut [MaybeUninit<f32>],
+    spatial: usize,
+    ch0: usize,
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    eps: f32,
+    silu: bool,
+) {
+    let n = xs.len().max(1) as f64;
+    let mean = (xs.chunks(4096).map(|b| block_sum(b, |v| v)).sum::<f64>() / n) as f32;
+    let var = xs
+        .chunks(4096)
+        .map(|b| block_sum(b, |v| (v - mean) * (v - mean)))
+        .sum::<f64>()
+        / n;
+    let rstd = (1.0 / (var + eps as f64).sqrt()) as f32;
+    let fma = target_cfg_f!(target_feature = "fma");
+    for (ci, (oc, xc)) in out.chunks_mut(spatial).zip(xs.chunks(spatial)).enumerate() {
+        let ch = ch0 + ci;
+        let scale = rstd * weight.map_or(1.0, |w| w[ch]);
+        let shift = bias.map_or(0.0, |b| b[ch]) - mean * scale;
+        if silu && fma {
+            for (o, &v) in oc.iter_mut().zip(xc) {
+                o.write(math::silu_fma(v.mul_add(scale, shift)));
+            }
+        } else if silu {
+            for (o, &v) in oc.iter_mut().zip(xc) {
+                o.write(math::silu(v * scale + shift));
+            }
+        } else {
+            for (o, &v) in oc.iter_mut().zip(xc) {
+                o.write(v * scale + shift);
+            }
         }
     }
 }
 
-/// GroupNorm over `[n, c, spatial…]` laid out contiguously.
+/// GroupNorm over `[n, c, spatial…]` laid out contiguously, one task per (sample, group).
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm(
     x: &[f32],
@@ -87,25 +112,29 @@ pub fn group_norm(
     }
     let per_group = c / groups;
     let spatial = group_len / per_group;
+    let run = |(ng, (o, xs)): (usize, (&mut [MaybeUninit<f32>], &[f32]))| {
+        let ch0 = (ng % groups) * per_group;
+        normalize_group(xs, o, spatial, ch0, weight, bias, eps, silu);
+    };
     // Written in full below, so not zeroed first (a zeroing pass costs as much as the
     // normalisation of a cached group).
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(group_len)
-        .zip(x.par_chunks(group_len))
-        .enumerate()
-        .for_each(|(ng, (o, xs))| {
-            let (mean, rstd) = moments(xs, eps);
-            let g = ng % groups;
-            for (ci, (oc, xc)) in o.chunks_mut(spatial).zip(xs.chunks(spatial)).enumerate() {
-                let ch = g * per_group + ci;
-                let scale = rstd * weight.map_or(1.0, |w| w[ch]);
-                let shift = bias.map_or(0.0, |b| b[ch]) - mean * scale;
-                scale_shift(xc, oc, scale, shift, silu);
-            }
-        });
+    let dst = &mut out.spare_capacity_mut()[..len];
+    if rayon::current_num_threads() > 1 {
+        dst.par_chunks_mut(group_len)
+            .zip(x.par_chunks(group_len))
+            .enumerate()
+            .for_each(run);
+    } else {
+        // On the calling thread: a hand-off to a one-thread pool costs more than a small
+        // norm.
+        dst.chunks_mut(group_len)
+            .zip(x.chunks(group_len))
+            .enumerate()
+            .for_each(run);
+    }
     // SAFETY: the group chunks tile `0..len` (`len` is `n·groups·group_len`), the channel
-    // chunks tile each group, and `scale_shift` writes every element of its chunk.
+    // chunks tile each group, and `normalize_group` writes every element of its group.
     unsafe { out.set_len(len) };
     out
 }
