@@ -2,6 +2,7 @@
 //! positions bounds the column buffer, so a full-resolution VAE layer needs megabytes,
 //! not gigabytes.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
@@ -11,6 +12,13 @@ use crate::backend::ConvParams;
 
 /// Upper bound on column-buffer elements per tile (16 MiB of f32).
 const TILE_ELEMS: usize = 1 << 22;
+
+thread_local! {
+    /// The column buffer, kept for the thread's next convolution: allocated anew, a buffer
+    /// this large comes fresh from the system each time and its page faults cost more than
+    /// the copy into it. Taken out while in use, so a nested call just gets its own.
+    static COLS: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
 
 /// Geometry normalised to three spatial dims (missing leading dims have size 1).
 struct Geometry {
@@ -159,11 +167,11 @@ pub fn conv(
     let weights = Mat::rows(w, rows);
     let tile = (TILE_ELEMS / rows.max(1)).clamp(1, positions.max(1));
     // Filled in full by `fill_row` for each tile, so never zeroed.
-    let mut cols: Vec<f32> = if g.is_pointwise() {
-        Vec::new()
-    } else {
-        Vec::with_capacity(rows * tile)
-    };
+    let mut cols = COLS.take();
+    if !g.is_pointwise() {
+        cols.clear();
+        cols.reserve(rows * tile);
+    }
     for (img, dst) in x.chunks(in_len).zip(out.chunks_mut(o * positions)) {
         if let Some(b) = bias {
             for (plane, &bv) in dst.chunks_mut(positions).zip(b) {
@@ -218,6 +226,7 @@ pub fn conv(
             );
         }
     }
+    COLS.set(cols);
     let mut shape = vec![n, o];
     shape.extend_from_slice(&g.output[3 - (xd.len() - 2)..]);
     (out, shape)
