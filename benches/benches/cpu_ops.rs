@@ -4,7 +4,7 @@
 //! too; `benches/peer/run_cpu.sh` runs both and tabulates the ratios.
 //!
 //! Thread count: rayon's global pool, so `RAYON_NUM_THREADS=1` gives single-threaded numbers.
-//! Sampling: `SONIC_BENCH_SAMPLES` (default 10), `SONIC_BENCH_WARMUP_S` (default 1) and
+//! Sampling: `SONIC_BENCH_SAMPLES` (default 20), `SONIC_BENCH_WARMUP_S` (default 1) and
 //! `SONIC_BENCH_MEASURE_S` (default 2).
 
 use std::hint::black_box;
@@ -23,7 +23,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn config() -> Criterion {
     Criterion::default()
-        .sample_size(env_or("SONIC_BENCH_SAMPLES", 10usize).max(10))
+        .sample_size(env_or("SONIC_BENCH_SAMPLES", 20usize).max(10))
         .warm_up_time(Duration::from_secs_f64(env_or("SONIC_BENCH_WARMUP_S", 1.0)))
         .measurement_time(Duration::from_secs_f64(env_or(
             "SONIC_BENCH_MEASURE_S",

@@ -98,6 +98,7 @@ def main():
                 "python": platform.python_version(),
                 "mkldnn": torch.backends.mkldnn.is_available(),
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "capability_override": os.environ.get("ATEN_CPU_CAPABILITY"),
                 "results": results,
             },
             indent=2,

@@ -8,7 +8,9 @@
 # Environment: PYTHON (a python with torch; default python3), THREADS (the "all cores"
 # count; default nproc), SONIC_BENCH_SAMPLES / SONIC_BENCH_WARMUP_S / SONIC_BENCH_MEASURE_S
 # (criterion sampling; the peer script uses the same warm-up and measurement times),
-# CARGO_TARGET_DIR (as cargo). Raw results are kept in $CARGO_TARGET_DIR/cpu-bench/.
+# TORCH_CAPABILITIES (PyTorch kernel dispatches to time, each in its own process, the
+# fastest counting; default "default avx2"), CARGO_TARGET_DIR (as cargo). Raw results are
+# kept in $CARGO_TARGET_DIR/cpu-bench/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,10 +39,21 @@ for t in 1 "$all"; do
     RAYON_NUM_THREADS=$t cargo bench -q -p sonic-benches --bench cpu_ops -- \
         --save-baseline "threads_$t" --noplot >&2
 done
-echo "torch: threads 1 and $all" >&2
-"$python" "$here/cpu_ops.py" --threads 1 "$all" --warmup-s "$warmup" --measure-s "$measure" \
-    > "$out/torch.json"
+# PyTorch picks its vectorised kernels by CPU capability; each listed capability runs in
+# its own process ("default" is PyTorch's own choice) and the report keeps the faster time.
+torch_runs=()
+for cap in ${TORCH_CAPABILITIES:-default avx2}; do
+    echo "torch ($cap dispatch): threads 1 and $all" >&2
+    if [ "$cap" = default ]; then
+        "$python" "$here/cpu_ops.py" --threads 1 "$all" --warmup-s "$warmup" \
+            --measure-s "$measure" > "$out/torch_$cap.json"
+    else
+        ATEN_CPU_CAPABILITY=$cap "$python" "$here/cpu_ops.py" --threads 1 "$all" \
+            --warmup-s "$warmup" --measure-s "$measure" > "$out/torch_$cap.json"
+    fi
+    torch_runs+=("$out/torch_$cap.json")
+done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-"$python" "$here/report.py" --criterion "$CRITERION_HOME" --torch "$out/torch.json" \
+"$python" "$here/report.py" --criterion "$CRITERION_HOME" --torch "${torch_runs[@]}" \
     --threads 1 "$all" --load "$load_before" "$load_after" | tee "$out/report.md"
