@@ -15,7 +15,10 @@ use sonic_core::verify::errors;
 use sonic_core::weights::{VarBuilder, WeightStore};
 use sonic_core::{DType, Device, Shape, Tensor};
 
-fn median_time<T>(runs: usize, mut f: impl FnMut() -> sonic_core::Result<T>) -> sonic_core::Result<(T, f64)> {
+fn median_time<T>(
+    runs: usize,
+    mut f: impl FnMut() -> sonic_core::Result<T>,
+) -> sonic_core::Result<(T, f64)> {
     let mut out = f()?; // warm-up
     let mut times = Vec::new();
     for _ in 0..runs {
@@ -28,7 +31,11 @@ fn median_time<T>(runs: usize, mut f: impl FnMut() -> sonic_core::Result<T>) -> 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: encoders_cpu DIR [RUNS]")?);
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: encoders_cpu DIR [RUNS]")?,
+    );
     let runs: usize = std::env::args().nth(2).map_or(Ok(5), |s| s.parse())?;
     let io = WeightStore::open(&[dir.join("io.safetensors")])?;
     let get = |k: &str| -> sonic_core::Result<Tensor> {
@@ -38,10 +45,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (whisper, _) = WhisperEncoder::load(&dir.join("whisper-tiny"), Device::Cpu)?;
     let mel = get("mel")?;
     let (hidden, whisper_s) = median_time(runs, || whisper.forward(&mel))?;
-    let (whisper_rel, _) = errors(hidden.last().ok_or("no hidden states")?, &get("last_hidden")?)?;
+    let (whisper_rel, _) = errors(
+        hidden.last().ok_or("no hidden states")?,
+        &get("last_hidden")?,
+    )?;
 
     let store = Arc::new(WeightStore::open(&[dir.join("audio2token.safetensors")])?);
-    let proj = AudioProjModel::new(AudioProjConfig::default(), &VarBuilder::new(store, DType::F32, Device::Cpu))?;
+    let proj = AudioProjModel::new(
+        AudioProjConfig::default(),
+        &VarBuilder::new(store, DType::F32, Device::Cpu),
+    )?;
     let windows = get("windows")?;
     let (tokens, proj_s) = median_time(runs, || proj.forward(&windows))?;
     let (proj_rel, _) = errors(&tokens, &get("tokens")?)?;

@@ -14,10 +14,18 @@ use sonic_core::weights::WeightStore;
 use sonic_core::{DType, Device, Shape, Tensor};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: unet_svd_xt_cpu DIR")?);
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: unet_svd_xt_cpu DIR")?,
+    );
     let runs: usize = std::env::args().nth(2).map_or(Ok(2), |s| s.parse())?;
     let clock = Instant::now();
-    let unet = UNetSpatioTemporalConditionModel::load(&dir, &[dir.join("weights.safetensors")], Device::Cpu)?;
+    let unet = UNetSpatioTemporalConditionModel::load(
+        &dir,
+        &[dir.join("weights.safetensors")],
+        Device::Cpu,
+    )?;
     let load_s = clock.elapsed().as_secs_f64();
     let io = WeightStore::open(&[dir.join("io.safetensors")])?;
     let get = |k: &str| -> sonic_core::Result<Tensor> {
@@ -27,8 +35,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sample = get("sample")?;
     let (batch, frames) = (sample.dims()[0], sample.dims()[1]);
     let ehs = get("encoder_hidden_states")?;
-    let per_frame: Vec<usize> = (0..batch).flat_map(|b| std::iter::repeat_n(b, frames)).collect();
-    let cond = UNetConditioning { image_tokens: ehs.index_select(0, &per_frame)?, audio: None, added_time_ids: get("added_time_ids")? };
+    let per_frame: Vec<usize> = (0..batch)
+        .flat_map(|b| std::iter::repeat_n(b, frames))
+        .collect();
+    let cond = UNetConditioning {
+        image_tokens: ehs.index_select(0, &per_frame)?,
+        audio: None,
+        added_time_ids: get("added_time_ids")?,
+    };
     let timesteps = get("timesteps")?.to_vec()?;
     let mut wall = Vec::new();
     let mut out = None;
@@ -48,5 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
