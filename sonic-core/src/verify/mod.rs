@@ -207,3 +207,28 @@ pub fn verify_with(
         outputs,
     })
 }
+
+/// Shared by the unit tests that exercise a component on its committed fixture.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::{Path, PathBuf};
+
+    /// `tests/fixtures/<name>` of the repository.
+    pub fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    /// Runs the fixture `name` on the CPU, printing each output's error, and asserts it passes.
+    pub fn assert_passes(name: &str) {
+        let report = super::verify(&fixture(name), crate::Device::Cpu).unwrap();
+        for o in &report.outputs {
+            println!(
+                "{name} {:24} rel {:.3e} max {:.3e}",
+                o.name, o.rel_error, o.max_abs_error
+            );
+        }
+        assert!(report.passed(), "{name} failed");
+    }
+}

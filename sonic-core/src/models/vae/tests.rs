@@ -1,25 +1,8 @@
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::verify::{errors, verify};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures")
-        .join(name)
-}
-
-fn assert_passes(name: &str) {
-    let report = verify(&fixture(name), Device::Cpu).unwrap();
-    for o in &report.outputs {
-        println!(
-            "{name} {:24} rel {:.3e} max {:.3e}",
-            o.name, o.rel_error, o.max_abs_error
-        );
-    }
-    assert!(report.passed(), "{name} failed");
-}
+use crate::verify::errors;
+use crate::verify::testing::{assert_passes, fixture};
 
 #[test]
 fn encode_fixture_matches_diffusers() {
