@@ -65,6 +65,7 @@ pub mod __private {
 
     use crate::abi::{self, SamplerHostCalls, SamplerVtable, Status, TensorView};
     pub use crate::abi::{Descriptor, Host, PluginEntry, Sampler, SamplerFactory};
+    use crate::host::views::f32_view;
     use sonic_core::sampling::{Denoise, NoiseSource};
     use sonic_core::{Device, Error, Result, Tensor};
 
@@ -329,7 +330,7 @@ pub mod __private {
             let data = x.to_vec()?;
             let shape: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
             let out = vec![0.0f32; data.len()];
-            let (xv, ov) = (view(&data, &shape), view(&out, &shape));
+            let (xv, ov) = (f32_view(&data, &shape), f32_view(&out, &shape));
             // SAFETY: the views live through the call; the host writes `out` only.
             if unsafe { f(self.0.ctx, &xv, sigma, &ov) } != abi::OK {
                 return Err(host_failed());
@@ -343,24 +344,12 @@ pub mod __private {
             let f = self.0.noise.ok_or_else(host_failed)?;
             let shape: Vec<i64> = like.dims().iter().map(|&d| d as i64).collect();
             let out = vec![0.0f32; like.elem_count()];
-            let ov = view(&out, &shape);
+            let ov = f32_view(&out, &shape);
             // SAFETY: as above.
             if unsafe { f(self.0.ctx, &ov) } != abi::OK {
                 return Err(host_failed());
             }
             Tensor::from_vec(out, like.shape().clone(), Device::Cpu)
-        }
-    }
-
-    fn view(data: &[f32], shape: &[i64]) -> TensorView {
-        TensorView {
-            dtype: abi::DTYPE_F32,
-            device_type: abi::DEVICE_CPU,
-            device_id: 0,
-            ndim: shape.len() as u32,
-            shape: shape.as_ptr(),
-            strides: std::ptr::null(),
-            data: data.as_ptr() as *mut c_void,
         }
     }
 

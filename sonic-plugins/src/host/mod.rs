@@ -4,7 +4,7 @@
 
 mod callbacks;
 mod sampler;
-mod views;
+pub(crate) mod views;
 
 use std::ffi::{c_char, c_void, CStr};
 use std::path::{Path, PathBuf};
