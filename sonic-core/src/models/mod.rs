@@ -9,7 +9,7 @@ pub mod unet;
 pub mod vae;
 pub mod whisper;
 
-pub use encoders::{AudioEncoder, ImageEncoder};
+pub use encoders::{AudioEncoder, AudioEncoderInfo, ChunkedMelEncoder, ImageEncoder, MelEncoder};
 
 #[cfg(test)]
 mod tests;

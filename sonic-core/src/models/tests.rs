@@ -10,7 +10,7 @@ use half::f16;
 
 use super::clip_vision::{ClipVision, ClipVisionConfig};
 use super::whisper::WhisperEncoder;
-use super::{AudioEncoder, ImageEncoder};
+use super::{AudioEncoder, ChunkedMelEncoder, ImageEncoder, MelEncoder};
 use crate::verify::{errors, Fixture};
 use crate::weights::WeightStore;
 use crate::{DType, Device, Error};
@@ -45,7 +45,7 @@ fn whisper_loads_the_full_model_folder_and_reports_the_decoder_unused() {
 
     // Same weights as the whisper_encoder fixture, so the folder reproduces its outputs.
     let fx = Fixture::open(&fixture("whisper_encoder")).unwrap();
-    let encoder: Box<dyn AudioEncoder> = Box::new(encoder);
+    let encoder: Box<dyn MelEncoder> = Box::new(encoder);
     let states = encoder
         .encode(&fx.tensor("input_features", Device::Cpu).unwrap())
         .unwrap();
@@ -201,4 +201,34 @@ fn clip_rejects_images_of_another_size() {
     let wrong = crate::Tensor::zeros([1, 3, 48, 48], Device::Cpu).unwrap();
     let err = model.forward(&wrong).err().unwrap().to_string();
     assert!(err.contains("[batch, 3, 32, 32]"), "{err}");
+}
+
+#[test]
+fn whisper_on_pcm_encodes_30_second_chunks_and_joins_them() {
+    let (whisper, _) = WhisperEncoder::load(&fixture("whisper_tiny_layout"), Device::Cpu).unwrap();
+    let encoder = ChunkedMelEncoder::new(whisper).unwrap();
+    let info = encoder.info();
+    assert_eq!(
+        (info.sample_rate, info.layers, info.hidden_size),
+        (16_000, 3, 64)
+    );
+    let samples: Vec<f32> = (0..16_000 * 31)
+        .map(|i| (i as f32 * 0.037).sin() * (1.0 + (i as f32 * 1e-4).sin()) * 0.3)
+        .collect();
+    assert_eq!(encoder.frames_for(samples.len()), 3000);
+    let states = encoder.encode(&samples).unwrap();
+    assert_eq!(states.len(), 3);
+    // The second chunk is encoded on its own, padded to 30 s.
+    let tail = crate::audio::log_mel_chunk(&samples[480_000..])
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let direct = encoder.inner().encode(&tail).unwrap();
+    for (joined, direct) in states.iter().zip(&direct) {
+        assert_eq!(joined.dims(), [3000, 64]);
+        let second = joined.narrow(0, 1500, 1500).unwrap();
+        let (rel, _) = errors(&second, &direct.squeeze(0).unwrap()).unwrap();
+        assert!(rel < 1e-6, "{rel:e}");
+    }
+    assert!(encoder.encode(&[]).is_err());
 }

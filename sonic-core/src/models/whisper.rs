@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::AudioEncoder;
+use super::MelEncoder;
 use crate::nn::{Activation, Conv, LayerNorm, Linear, SelfAttention};
 use crate::verify::Fixture;
 use crate::weights::{find_weight_files, read_config, LoadReport, VarBuilder, WeightStore};
@@ -172,7 +172,7 @@ fn encoder_scope(vb: &VarBuilder) -> Result<VarBuilder> {
         })
 }
 
-impl AudioEncoder for WhisperEncoder {
+impl MelEncoder for WhisperEncoder {
     fn encode(&self, mel: &Tensor) -> Result<Vec<Tensor>> {
         self.forward(mel)
     }
@@ -209,3 +209,6 @@ pub fn verify_fixture(fx: &Fixture, device: Device) -> Result<BTreeMap<String, T
         .map(|(i, s)| (format!("hidden_state_{i}"), s))
         .collect())
 }
+
+/// Whisper on 16 kHz PCM, the reference's way (30 s chunks, one log-mel each).
+pub type WhisperAudioEncoder = super::ChunkedMelEncoder<WhisperEncoder>;
