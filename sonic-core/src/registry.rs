@@ -1,14 +1,19 @@
 //! Named components, built in or provided by plugins, behind one lookup path: the CLI
-//! resolves `--sampler NAME` the same way whichever provides it.
+//! resolves `--sampler NAME` or `--audio-encoder NAME` the same way whichever provides it.
 
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use crate::models::AudioEncoder;
 use crate::sampling::{builtin_sampler, Sampler, BUILTIN_SAMPLERS};
 use crate::{Error, Result};
 
 pub type SamplerFactory = Arc<dyn Fn() -> Result<Box<dyn Sampler>> + Send + Sync>;
+pub type AudioEncoderFactory = Arc<dyn Fn() -> Result<Box<dyn AudioEncoder>> + Send + Sync>;
+
+/// The audio encoder every model set brings: Whisper, loaded with the weights.
+pub const BUILTIN_AUDIO_ENCODER: &str = "whisper";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ComponentInfo {
@@ -19,72 +24,142 @@ pub struct ComponentInfo {
     pub description: String,
 }
 
-struct Entry {
+struct Entry<F> {
     info: ComponentInfo,
-    create: SamplerFactory,
+    create: F,
 }
 
-static SAMPLERS: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
+/// One kind's components; the built-ins are added on first use.
+struct Table<F> {
+    kind: &'static str,
+    entries: RwLock<Vec<Entry<F>>>,
+    builtins: fn() -> Vec<Entry<F>>,
+}
 
-fn ensure_builtins(entries: &mut Vec<Entry>) {
-    if entries.iter().any(|e| e.info.origin == "built-in") {
-        return;
+impl<F: Clone> Table<F> {
+    const fn new(kind: &'static str, builtins: fn() -> Vec<Entry<F>>) -> Self {
+        Table {
+            kind,
+            entries: RwLock::new(Vec::new()),
+            builtins,
+        }
     }
-    for name in BUILTIN_SAMPLERS {
-        entries.push(Entry {
-            info: ComponentInfo {
-                kind: "sampler",
-                name: name.to_string(),
-                origin: "built-in".into(),
-                description: String::new(),
+
+    fn with<R>(&self, f: impl FnOnce(&mut Vec<Entry<F>>) -> R) -> R {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if !entries.iter().any(|e| e.info.origin == "built-in") {
+            let mut all = (self.builtins)();
+            all.append(&mut entries);
+            *entries = all;
+        }
+        f(&mut entries)
+    }
+
+    fn register(&self, info: ComponentInfo, create: F) -> Result<()> {
+        self.with(|entries| {
+            if let Some(taken) = entries.iter().find(|e| e.info.name == info.name) {
+                return Err(Error::invalid(
+                    "registry",
+                    format!(
+                        "{} `{}` from {} is already provided by {}",
+                        self.kind, info.name, info.origin, taken.info.origin
+                    ),
+                ));
+            }
+            entries.push(Entry { info, create });
+            Ok(())
+        })
+    }
+
+    fn factory(&self, name: &str) -> Result<F> {
+        self.with(
+            |entries| match entries.iter().find(|e| e.info.name == name) {
+                Some(e) => Ok(e.create.clone()),
+                None => {
+                    let known: Vec<&str> = entries.iter().map(|e| e.info.name.as_str()).collect();
+                    Err(Error::invalid(
+                        self.kind,
+                        format!(
+                            "unknown {} `{name}` (available: {})",
+                            self.kind,
+                            known.join(", ")
+                        ),
+                    ))
+                }
             },
-            create: Arc::new(move || builtin_sampler(name)),
-        });
+        )
+    }
+
+    fn list(&self) -> Vec<ComponentInfo> {
+        self.with(|entries| entries.iter().map(|e| e.info.clone()).collect())
     }
 }
+
+fn builtin(kind: &'static str, name: &str, description: &str) -> ComponentInfo {
+    ComponentInfo {
+        kind,
+        name: name.to_string(),
+        origin: "built-in".into(),
+        description: description.to_string(),
+    }
+}
+
+static SAMPLERS: Table<SamplerFactory> = Table::new("sampler", || {
+    BUILTIN_SAMPLERS
+        .iter()
+        .map(|&name| Entry {
+            info: builtin("sampler", name, ""),
+            create: Arc::new(move || builtin_sampler(name)) as SamplerFactory,
+        })
+        .collect()
+});
+
+static AUDIO_ENCODERS: Table<AudioEncoderFactory> = Table::new("audio encoder", || {
+    vec![Entry {
+        info: builtin(
+            "audio-encoder",
+            BUILTIN_AUDIO_ENCODER,
+            "Whisper's encoder, loaded with the model weights",
+        ),
+        create: Arc::new(|| {
+            Err(Error::invalid(
+                "audio encoder",
+                "the built-in whisper encoder is loaded with the model weights, not by name",
+            ))
+        }) as AudioEncoderFactory,
+    }]
+});
 
 /// Makes a sampler available by name. A name already taken (by a built-in or an earlier
 /// plugin) is an error naming both providers.
 pub fn register_sampler(info: ComponentInfo, create: SamplerFactory) -> Result<()> {
-    let mut entries = SAMPLERS.write().unwrap_or_else(|e| e.into_inner());
-    ensure_builtins(&mut entries);
-    if let Some(taken) = entries.iter().find(|e| e.info.name == info.name) {
-        return Err(Error::invalid(
-            "registry",
-            format!(
-                "sampler `{}` from {} is already provided by {}",
-                info.name, info.origin, taken.info.origin
-            ),
-        ));
-    }
-    entries.push(Entry { info, create });
-    Ok(())
+    SAMPLERS.register(info, create)
 }
 
 /// A new instance of the sampler `name`.
 pub fn sampler(name: &str) -> Result<Box<dyn Sampler>> {
-    let create = {
-        let mut entries = SAMPLERS.write().unwrap_or_else(|e| e.into_inner());
-        ensure_builtins(&mut entries);
-        match entries.iter().find(|e| e.info.name == name) {
-            Some(e) => e.create.clone(),
-            None => {
-                let known: Vec<&str> = entries.iter().map(|e| e.info.name.as_str()).collect();
-                return Err(Error::invalid(
-                    "sampler",
-                    format!("unknown sampler `{name}` (available: {})", known.join(", ")),
-                ));
-            }
-        }
-    };
-    create()
+    SAMPLERS.factory(name)?()
 }
 
 /// Every registered sampler, built-ins first.
 pub fn samplers() -> Vec<ComponentInfo> {
-    let mut entries = SAMPLERS.write().unwrap_or_else(|e| e.into_inner());
-    ensure_builtins(&mut entries);
-    entries.iter().map(|e| e.info.clone()).collect()
+    SAMPLERS.list()
+}
+
+/// Makes an audio encoder available by name, as [`register_sampler`] does for samplers.
+pub fn register_audio_encoder(info: ComponentInfo, create: AudioEncoderFactory) -> Result<()> {
+    AUDIO_ENCODERS.register(info, create)
+}
+
+/// A new instance of the registered audio encoder `name` (not the built-in Whisper, which
+/// comes with the model weights).
+pub fn audio_encoder(name: &str) -> Result<Box<dyn AudioEncoder>> {
+    AUDIO_ENCODERS.factory(name)?()
+}
+
+/// Every registered audio encoder, the built-in first.
+pub fn audio_encoders() -> Vec<ComponentInfo> {
+    AUDIO_ENCODERS.list()
 }
 
 #[cfg(test)]
@@ -125,5 +200,49 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("available: euler"));
+    }
+
+    struct Silence;
+
+    impl AudioEncoder for Silence {
+        fn info(&self) -> crate::models::AudioEncoderInfo {
+            crate::models::AudioEncoderInfo {
+                sample_rate: 16_000,
+                frames_per_second: 50.0,
+                layers: 1,
+                hidden_size: 2,
+            }
+        }
+        fn frames_for(&self, samples: usize) -> usize {
+            samples / 320
+        }
+        fn encode(&self, samples: &[f32]) -> Result<Vec<crate::Tensor>> {
+            let frames = self.frames_for(samples.len());
+            Ok(vec![crate::Tensor::zeros([frames, 2], crate::Device::Cpu)?])
+        }
+    }
+
+    #[test]
+    fn audio_encoders_register_by_name_beside_the_builtin() {
+        let info = ComponentInfo {
+            kind: "audio-encoder",
+            name: "test-silence".into(),
+            origin: "test".into(),
+            description: String::new(),
+        };
+        register_audio_encoder(info.clone(), Arc::new(|| Ok(Box::new(Silence)))).unwrap();
+        let encoder = audio_encoder("test-silence").unwrap();
+        assert_eq!(encoder.encode(&[0.0; 640]).unwrap()[0].dims(), [2, 2]);
+        let listed = audio_encoders();
+        assert_eq!(listed[0].name, BUILTIN_AUDIO_ENCODER);
+        assert!(listed.iter().any(|i| i.name == "test-silence"));
+        assert!(register_audio_encoder(info, Arc::new(|| Ok(Box::new(Silence)))).is_err());
+        let builtin = audio_encoder(BUILTIN_AUDIO_ENCODER)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(builtin.contains("model weights"), "{builtin}");
+        let unknown = audio_encoder("nope").err().unwrap().to_string();
+        assert!(unknown.contains("available: whisper"), "{unknown}");
     }
 }
