@@ -7,6 +7,7 @@ pub mod error;
 pub mod image;
 pub mod models;
 pub mod nn;
+pub mod pipeline;
 pub mod registry;
 pub mod rng;
 pub mod sampling;

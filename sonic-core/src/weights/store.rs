@@ -22,6 +22,8 @@ enum Bytes {
         len: usize,
     },
     Owned(Arc<Vec<u8>>),
+    /// Weights compiled into the binary.
+    Static(&'static [u8]),
 }
 
 impl Bytes {
@@ -29,6 +31,7 @@ impl Bytes {
         match self {
             Bytes::Mapped { map, offset, len } => &map[*offset..*offset + *len],
             Bytes::Owned(v) => v,
+            Bytes::Static(s) => s,
         }
     }
 }
@@ -118,6 +121,32 @@ impl WeightStore {
         for path in paths {
             store.add_file(path.as_ref())?;
         }
+        Ok(store)
+    }
+
+    /// A store over a safetensors image compiled into the binary; `name` stands in for the
+    /// file name in messages and reports.
+    pub fn from_static_safetensors(name: &str, bytes: &'static [u8]) -> Result<WeightStore> {
+        let path = Path::new(name);
+        let (header_len, metadata) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::file(path, format!("not a valid safetensors image: {e}")))?;
+        let file = Arc::new(path.to_path_buf());
+        let data = &bytes[8 + header_len..];
+        let mut store = WeightStore::default();
+        for (key, info) in metadata.tensors() {
+            let (start, end) = info.data_offsets;
+            let slice = data
+                .get(start..end)
+                .ok_or_else(|| Error::file(path, format!("tensor `{key}` lies past the end")))?;
+            let raw = RawTensor {
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                bytes: Bytes::Static(slice),
+                file: file.clone(),
+            };
+            store.tensors.insert(key, raw);
+        }
+        store.files.push(path.to_path_buf());
         Ok(store)
     }
 
