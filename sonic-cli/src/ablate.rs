@@ -3,10 +3,17 @@
 
 use std::io::Write;
 
+use std::path::PathBuf;
+
 use clap::Args;
+use sonic_core::pipeline::{AnimateOptions, SonicPipeline};
 use sonic_core::sampling::SvdSchedule;
-use sonic_core::schedule::{ablate, scheduler, AblationRow, LongVideoScheduler, SyntheticDenoiser};
-use sonic_core::Shape;
+use sonic_core::schedule::{
+    ablate, scheduler, AblationRow, LongVideoScheduler, SyntheticDenoiser, WindowDenoiser,
+};
+use sonic_core::{DType, Device, Shape};
+
+use crate::animate::{load_models, Bars, Settings};
 
 const DEFAULT_SCHEDULES: [&str; 4] = ["tiles", "shift:alpha=7", "overlap:o=8", "motion-frames:o=4"];
 
@@ -30,6 +37,18 @@ pub struct AblateArgs {
     /// Latent frame shape for the synthetic denoiser, as CxHxW.
     #[arg(long, default_value = "4x8x8")]
     latent: String,
+    /// Run the Sonic pipeline's guided UNet on this portrait (with --audio) instead of the
+    /// synthetic denoiser; frames and latent size then follow the inputs.
+    #[arg(long, value_name = "FILE", requires = "audio")]
+    image: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "image")]
+    audio: Option<PathBuf>,
+    /// Real weights for the pipeline (see `sonic animate --help`); without, the demo model.
+    #[arg(long, value_name = "DIR", requires = "image")]
+    weights: Option<PathBuf>,
+    /// Short side of the pipeline's working size [default: the model's].
+    #[arg(long, requires = "image")]
+    size: Option<usize>,
     /// One JSON array on stdout.
     #[arg(long)]
     json: bool,
@@ -61,35 +80,92 @@ pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
         .map(|s| scheduler(s))
         .collect::<Result<Vec<Box<dyn LongVideoScheduler>>, _>>()?;
     let sigmas = SvdSchedule::default().sigmas(args.steps);
-    let shape = parse_shape(&args.latent)?;
-    tracing::info!(
-        "ablating {} schedules on the synthetic denoiser",
-        schedulers.len()
-    );
-    let mut model = SyntheticDenoiser::default();
-    let rows = ablate(
-        &schedulers,
-        &mut model,
-        &args.sampler,
-        &sigmas,
-        args.frames,
-        &shape,
-        args.window,
-        args.seed,
-    )?;
+    let (rows, denoiser) = match (&args.image, &args.audio) {
+        (Some(image), Some(audio)) => {
+            let settings = Settings {
+                weights: args.weights.clone(),
+                ..Settings::default()
+            };
+            let opts = AnimateOptions {
+                steps: args.steps,
+                sampler: args.sampler.clone(),
+                seed: args.seed,
+                short_side: args.size,
+                ..AnimateOptions::default()
+            };
+            let mut bars = Bars::new(true);
+            let models = load_models(
+                &settings,
+                &opts.audio_encoder,
+                DType::F32,
+                Device::Cpu,
+                &mut bars,
+                false,
+            )?;
+            let what = if models.trained() {
+                "Sonic UNet"
+            } else {
+                "Sonic pipeline, untrained demo model"
+            };
+            let pipeline = SonicPipeline::new(models);
+            let prepared = pipeline.prepare(image, audio, &opts)?;
+            let encoded = pipeline.encode(&prepared, &opts, &mut bars)?;
+            let shape = Shape::new(encoded.reference_latent.dims()[1..].to_vec());
+            let mut model = pipeline.denoiser(&encoded, &opts)?;
+            let window = model.native_window();
+            tracing::info!("ablating {} schedules on the {what}", schedulers.len());
+            let rows = run_ablation(args, &schedulers, &mut model, &sigmas, prepared.frames, &shape, window)?;
+            let described = format!(
+                "{what}, {}x{} latent, sampler {}, {} frames, window {window}, {} steps, seed {}",
+                shape.dims()[1], shape.dims()[2], args.sampler, prepared.frames, args.steps, args.seed
+            );
+            (rows, described)
+        }
+        _ => {
+            let shape = parse_shape(&args.latent)?;
+            tracing::info!(
+                "ablating {} schedules on the synthetic denoiser",
+                schedulers.len()
+            );
+            let mut model = SyntheticDenoiser::default();
+            let rows = run_ablation(args, &schedulers, &mut model, &sigmas, args.frames, &shape, args.window)?;
+            let described = format!(
+                "synthetic (window-coupled stand-in), sampler {}, {} frames, window {}, {} steps, seed {}",
+                args.sampler, args.frames, args.window, args.steps, args.seed
+            );
+            (rows, described)
+        }
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &rows)?;
         writeln!(out)?;
     } else {
-        writeln!(
-            out,
-            "denoiser: synthetic (window-coupled stand-in), sampler {}, {} frames, window {}, {} steps, seed {}",
-            args.sampler, args.frames, args.window, args.steps, args.seed
-        )?;
+        writeln!(out, "denoiser: {denoiser}")?;
         print_table(&mut out, &rows)?;
     }
     Ok(())
+}
+
+fn run_ablation(
+    args: &AblateArgs,
+    schedulers: &[Box<dyn LongVideoScheduler>],
+    model: &mut dyn WindowDenoiser,
+    sigmas: &[f32],
+    frames: usize,
+    shape: &Shape,
+    window: usize,
+) -> anyhow::Result<Vec<AblationRow>> {
+    Ok(ablate(
+        schedulers,
+        model,
+        &args.sampler,
+        sigmas,
+        frames,
+        shape,
+        window,
+        args.seed,
+    )?)
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -2,6 +2,7 @@
 //! parses arguments, sets up logging and dispatches.
 
 mod ablate;
+mod animate;
 mod doctor;
 mod logging;
 mod plan;
@@ -40,6 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Animate a portrait with an audio track into a video.
+    Animate(animate::AnimateArgs),
     /// Report the build, CPU, CUDA and plugin environment.
     Doctor(doctor::DoctorArgs),
     /// Inspect weight files and convert PyTorch checkpoints to safetensors.
@@ -68,6 +71,10 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
+        Command::Animate(args) => {
+            cli.plugins.activate()?;
+            animate::run(args, cli.quiet)
+        }
         Command::Doctor(args) => doctor::run(args, &cli.plugins),
         Command::Weights(args) => weights::run(args),
         Command::Plan(args) => {

@@ -1,0 +1,242 @@
+//! `sonic animate` end to end on the embedded demo model, and every bad input the issue
+//! lists: each must exit non-zero with a one-line error naming the problem, never panic, and
+//! leave no output (nor any temporary) behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sonic(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sonic"))
+        .args(args)
+        .env_remove("SONIC_PLUGIN_PATH")
+        .output()
+        .expect("run sonic")
+}
+
+fn portrait(path: &Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    })
+    .save(path)
+    .unwrap();
+}
+
+fn speech(path: &Path, seconds: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(seconds * 16_000.0) as usize {
+        let t = i as f32 / 16_000.0;
+        wav.write_sample(((t * 1300.0).sin() * 9000.0) as i16).unwrap();
+    }
+    wav.finalize().unwrap();
+}
+
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Case {
+        let case = Case {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        portrait(&case.path("face.png"), 96, 80);
+        speech(&case.path("voice.wav"), 0.5);
+        case
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn s(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// Runs animate with quick settings and `extra` flags, writing `out.mp4` unless
+    /// `extra` names another output.
+    fn animate(&self, extra: &[&str]) -> Output {
+        let (image, audio, out) = (self.s("face.png"), self.s("voice.wav"), self.s("out.mp4"));
+        let mut args = vec!["animate", "--image", &image, "--audio", &audio];
+        if !extra.contains(&"-o") {
+            args.extend(["-o", &out]);
+        }
+        args.extend(["--steps", "2", "--size", "64", "--seed", "1"]);
+        args.extend(extra);
+        sonic(&args)
+    }
+
+    /// Names in the case folder other than the inputs.
+    fn leftovers(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !["face.png", "voice.wav"].contains(&n.as_str()))
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// A failed run: non-zero exit, one error line containing `expected`, no panic, nothing left.
+fn assert_fails(case: &Case, out: &Output, expected: &str, left: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(expected), "expected `{expected}` in: {stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(case.leftovers(), left, "{stderr}");
+}
+
+#[test]
+fn the_demo_model_writes_an_mp4_and_reports_json() {
+    let case = Case::new();
+    let out = case.animate(&["--json", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["frames"], 6);
+    assert_eq!(v["seed"], 1);
+    assert_eq!(v["trained"], false);
+    assert_eq!(v["components"]["model"]["kind"], "demo");
+    assert_eq!(v["components"]["sampler"], "euler");
+    assert_eq!(v["has_audio"], true);
+    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(64), Some(64)));
+    for stage in ["prepare_s", "encode_s", "denoise_s", "decode_s"] {
+        assert!(v["timings"][stage].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(case.leftovers(), ["out.mp4"]);
+
+    // GIF and PNG sinks through the same run.
+    let gif = case.s("out.gif");
+    assert!(case.animate(&["-o", &gif, "-q"]).status.success());
+    let frames = case.s("frames");
+    assert!(case
+        .animate(&["-o", &frames, "--format", "png", "-q"])
+        .status
+        .success());
+    assert_eq!(std::fs::read_dir(case.path("frames")).unwrap().count(), 6);
+}
+
+#[test]
+fn an_existing_output_is_kept_without_overwrite() {
+    let case = Case::new();
+    std::fs::write(case.path("out.mp4"), b"precious").unwrap();
+    let out = case.animate(&[]);
+    assert_fails(&case, &out, "already exists (pass --overwrite", &["out.mp4"]);
+    assert_eq!(std::fs::read(case.path("out.mp4")).unwrap(), b"precious");
+    assert!(case.animate(&["--overwrite", "-q"]).status.success());
+    assert_ne!(std::fs::read(case.path("out.mp4")).unwrap(), b"precious");
+}
+
+#[test]
+fn a_missing_image_is_named() {
+    let case = Case::new();
+    std::fs::remove_file(case.path("face.png")).unwrap();
+    let out = case.animate(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("face.png"), "{stderr}");
+    assert!(!case.path("out.mp4").exists());
+}
+
+#[test]
+fn a_missing_audio_file_is_named() {
+    let case = Case::new();
+    std::fs::remove_file(case.path("voice.wav")).unwrap();
+    let out = case.animate(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("voice.wav"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    assert!(!case.path("out.mp4").exists());
+}
+
+#[test]
+fn an_unreadable_image_is_refused() {
+    let case = Case::new();
+    std::fs::write(case.path("face.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let out = case.animate(&[]);
+    assert_fails(&case, &out, "face.png: corrupt or truncated image", &[]);
+}
+
+#[test]
+fn a_tiny_image_is_refused() {
+    let case = Case::new();
+    portrait(&case.path("face.png"), 12, 10);
+    let out = case.animate(&[]);
+    assert_fails(&case, &out, "too small for a portrait (12×10", &[]);
+}
+
+#[test]
+fn zero_length_audio_is_refused() {
+    let case = Case::new();
+    speech(&case.path("voice.wav"), 0.0);
+    let out = case.animate(&[]);
+    assert_fails(&case, &out, "voice.wav", &[]);
+}
+
+#[test]
+fn corrupt_audio_is_refused() {
+    let case = Case::new();
+    std::fs::write(case.path("voice.wav"), b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
+    let out = case.animate(&[]);
+    assert_fails(&case, &out, "voice.wav", &[]);
+}
+
+#[test]
+fn audio_over_the_length_limit_is_refused() {
+    let case = Case::new();
+    let out = case.animate(&["--max-audio-seconds", "0.25"]);
+    assert_fails(&case, &out, "over the limit of 0.25 s", &[]);
+}
+
+#[test]
+fn a_weights_folder_missing_a_file_names_it() {
+    let case = Case::new();
+    let weights = case.path("weights");
+    std::fs::create_dir_all(weights.join("Sonic")).unwrap();
+    std::fs::write(weights.join("Sonic/audio2token.pth"), b"x").unwrap();
+    let w = weights.display().to_string();
+    let out = case.animate(&["--weights", &w]);
+    assert_fails(&case, &out, "Sonic/unet.pth: missing: Sonic's UNet", &["weights"]);
+}
+
+#[test]
+fn a_wrong_weights_file_names_it() {
+    let case = Case::new();
+    let weights = case.path("weights");
+    let svd = weights.join("stable-video-diffusion-img2vid-xt");
+    for dir in ["Sonic", "whisper-tiny"] {
+        std::fs::create_dir_all(weights.join(dir)).unwrap();
+    }
+    for dir in ["unet", "vae", "image_encoder"] {
+        std::fs::create_dir_all(svd.join(dir)).unwrap();
+        std::fs::write(svd.join(dir).join("config.json"), b"{}").unwrap();
+    }
+    std::fs::write(svd.join("vae/diffusion_pytorch_model.safetensors"), b"x").unwrap();
+    std::fs::write(svd.join("image_encoder/model.safetensors"), b"x").unwrap();
+    std::fs::write(weights.join("whisper-tiny/config.json"), b"{}").unwrap();
+    std::fs::write(weights.join("whisper-tiny/model.safetensors"), b"x").unwrap();
+    for f in ["audio2token.pth", "audio2bucket.pth"] {
+        std::fs::write(weights.join("Sonic").join(f), b"x").unwrap();
+    }
+    std::fs::write(weights.join("Sonic/unet.pth"), b"this is not a checkpoint").unwrap();
+    let w = weights.display().to_string();
+    let out = case.animate(&["--weights", &w]);
+    assert_fails(&case, &out, "Sonic/unet.pth", &["weights"]);
+}
+
+#[test]
+fn an_unwritable_output_path_is_refused_before_work() {
+    let case = Case::new();
+    std::fs::write(case.path("plain-file"), b"").unwrap();
+    let inside_a_file = case.s("plain-file/out.mp4");
+    let out = case.animate(&["-o", &inside_a_file]);
+    assert_fails(&case, &out, "the folder does not exist", &["plain-file"]);
+}
