@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use sonic_plugins::{read_manifest, Manifest};
+use sonic_core::models::{AudioEncoder, AudioEncoderInfo};
+use sonic_plugins::{read_manifest, LoadedPlugin, Manifest};
 
 use crate::plugin_args::PluginArgs;
 
@@ -22,12 +23,47 @@ enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Load one plugin and list the components it provides.
+    /// Load one plugin and list the components it provides; each audio encoder is created
+    /// with its defaults to show its rate, layers and width (or why the host refuses it).
     Inspect {
         path: PathBuf,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What `inspect` learns by creating one audio encoder with its defaults.
+#[derive(Serialize)]
+struct EncoderCheck {
+    id: String,
+    info: Option<AudioEncoderInfo>,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Inspected<'a> {
+    #[serde(flatten)]
+    plugin: &'a LoadedPlugin,
+    audio_encoder_checks: Vec<EncoderCheck>,
+}
+
+fn check_encoders(plugin: &LoadedPlugin) -> Vec<EncoderCheck> {
+    plugin
+        .audio_encoders
+        .iter()
+        .map(|d| match plugin.create_audio_encoder(&d.id, None) {
+            Ok(encoder) => EncoderCheck {
+                id: d.id.clone(),
+                info: Some(encoder.info()),
+                error: None,
+            },
+            Err(e) => EncoderCheck {
+                id: d.id.clone(),
+                info: None,
+                error: Some(e.to_string()),
+            },
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -91,8 +127,13 @@ pub fn run(args: &PluginsArgs, search: &PluginArgs) -> anyhow::Result<()> {
         }
         PluginsCommand::Inspect { path, json } => {
             let plugin = sonic_plugins::load(path)?;
+            let checks = check_encoders(&plugin);
             if *json {
-                serde_json::to_writer(&mut out, &plugin)?;
+                let inspected = Inspected {
+                    plugin: &plugin,
+                    audio_encoder_checks: checks,
+                };
+                serde_json::to_writer(&mut out, &inspected)?;
                 writeln!(out)?;
                 return Ok(());
             }
@@ -114,6 +155,17 @@ pub fn run(args: &PluginsArgs, search: &PluginArgs) -> anyhow::Result<()> {
                         "  {kind:13}  {:16} {} {} ({}): {}",
                         d.id, d.name, d.version, d.vendor, d.description
                     )?;
+                }
+            }
+            for check in &checks {
+                match (&check.info, &check.error) {
+                    (Some(i), _) => writeln!(
+                        out,
+                        "  {:13}  {:16} {} Hz in, {} frames/s, {} layers × {}",
+                        "", check.id, i.sample_rate, i.frames_per_second, i.layers, i.hidden_size
+                    )?,
+                    (None, Some(e)) => writeln!(out, "  {:13}  {:16} refused: {e}", "", check.id)?,
+                    (None, None) => {}
                 }
             }
         }

@@ -188,8 +188,13 @@ typedef struct sonic_audio_encoder sonic_audio_encoder_t;
 
 typedef struct sonic_audio_encoder_vtable {
     uint32_t struct_size;
+    /* Fills `out`. The host sets `out->struct_size` to the size it allocated; the plugin writes
+     * no more than that and sets `struct_size` to the size of the struct it filled. Asked once,
+     * when the instance is created. In version 1 the host accepts sample_rate 16000 only (it
+     * feeds 16 kHz mono PCM), a finite frames_per_second > 0, layers >= 1, hidden_size >= 1. */
     sonic_status_t (*info)(sonic_audio_encoder_t *self, sonic_audio_encoder_info_t *out);
-    /* Frames the encoder produces for `n_samples` samples. */
+    /* Frames the encoder produces for `n_samples` samples. The host refuses counts far beyond
+     * the audio's duration at frames_per_second (a minute of padding is allowed). */
     sonic_status_t (*frames_for)(sonic_audio_encoder_t *self, uint64_t n_samples, uint64_t *out_frames);
     /* Encodes `n_samples` samples into `out`: a host-allocated contiguous CPU f32 tensor of
      * shape [layers, frames, hidden_size] with frames = frames_for(n_samples). */

@@ -14,5 +14,7 @@ pub use discovery::{
     PLUGIN_PATH_ENV,
 };
 pub use error::PluginError;
-pub use host::{load, load_static, ComponentDescriptor, LoadedPlugin, PluginSampler};
+pub use host::{
+    load, load_static, ComponentDescriptor, LoadedPlugin, PluginAudioEncoder, PluginSampler,
+};
 pub use manifest::{read_manifest, Manifest};

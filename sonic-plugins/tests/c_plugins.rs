@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sonic_core::models::AudioEncoder;
 use sonic_core::sampling::{Euler, Sampler, StepNoise, SvdSchedule};
 use sonic_core::{Device, Tensor};
 use sonic_plugins::{load, PluginError};
@@ -136,4 +137,108 @@ fn a_manifest_is_checked_before_any_code_runs() {
         load(&lib).unwrap_err(),
         PluginError::AbiMismatch { major: 3, .. }
     ));
+}
+
+fn c_encoder(mode: u32, dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/encoder.c");
+    compile(
+        &source,
+        &[&format!("-DMODE={mode}")],
+        &dir.join(format!("libsonic_encoder{mode}.so")),
+    )
+}
+
+fn ramp(n: usize) -> Vec<f32> {
+    (0..n).map(|i| i as f32 / n as f32).collect()
+}
+
+#[test]
+fn a_c_audio_encoder_runs_behind_the_trait() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = load(&c_encoder(0, dir.path())).unwrap();
+    assert!(plugin.samplers.is_empty());
+    assert_eq!(plugin.audio_encoders.len(), 1);
+    assert_eq!(plugin.audio_encoders[0].id, "c-encoder");
+    let encoder = plugin.create_audio_encoder("c-encoder", None).unwrap();
+    let info = encoder.info();
+    assert_eq!(
+        (
+            info.sample_rate,
+            info.frames_per_second,
+            info.layers,
+            info.hidden_size
+        ),
+        (16_000, 50.0, 2, 3)
+    );
+    assert_eq!(encoder.frames_for(641), 3);
+    let samples = ramp(641);
+    let states = encoder.encode(&samples).unwrap();
+    assert_eq!(states.len(), 2);
+    for (l, state) in states.iter().enumerate() {
+        assert_eq!(state.dims(), [3, 3]);
+        let v = state.to_vec().unwrap();
+        for f in 0..3 {
+            for h in 0..3 {
+                let expected = (l + 1) as f32 * samples[f * 320] + h as f32;
+                assert_eq!(v[f * 3 + h], expected, "layer {l} frame {f} element {h}");
+            }
+        }
+    }
+    let err = plugin
+        .create_audio_encoder("other", None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("c-encoder: unknown id"), "{err}");
+}
+
+#[test]
+fn misbehaving_audio_encoders_become_errors_and_the_host_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = ramp(1000);
+    // Caught when the encoder is created, from its info.
+    for (mode, expected) in [
+        (5, "44100 Hz"),
+        (6, "layers 0"),
+        (8, "frames_per_second inf"),
+        (9, "struct_size 8"),
+    ] {
+        let plugin = load(&c_encoder(mode, dir.path())).unwrap();
+        let err = plugin
+            .create_audio_encoder("c-encoder", None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains(expected) && err.contains("c-encoder"),
+            "mode {mode}: {err}"
+        );
+    }
+    // Caught when it encodes.
+    for (mode, expected) in [
+        (1, "non-finite value"),
+        (2, "unwritten"),
+        (3, "past the end"),
+        (4, "deliberate encoder failure"),
+        (7, "claims 1099511627776 frames"),
+        (10, "unsupported"),
+    ] {
+        let plugin = load(&c_encoder(mode, dir.path())).unwrap();
+        let encoder = plugin.create_audio_encoder("c-encoder", None).unwrap();
+        let err = encoder.encode(&samples).unwrap_err().to_string();
+        assert!(
+            err.contains(expected) && err.contains("c-encoder"),
+            "mode {mode}: {err}"
+        );
+        // The instance stays usable (and fails the same way again).
+        assert!(encoder.encode(&samples).is_err());
+        if mode >= 7 {
+            assert_eq!(encoder.frames_for(1000), 0, "an unusable count reads as 0");
+            assert!(encoder.checked_frames_for(1000).is_err());
+        }
+    }
+    // The host still works after all of that.
+    let good = load(&c_encoder(0, dir.path())).unwrap();
+    let encoder = good.create_audio_encoder("c-encoder", None).unwrap();
+    assert_eq!(encoder.encode(&samples).unwrap().len(), 2);
 }

@@ -29,7 +29,10 @@ pub(crate) fn host() -> *const abi::Host {
 unsafe extern "C" fn log(_: *const abi::Host, level: i32, message: *const c_char) {
     let text = super::c_string(message);
     match level {
-        abi::LOG_ERROR => tracing::error!(target: "sonic::plugin", "{text}"),
+        abi::LOG_ERROR => {
+            super::instance::note_logged_error(&text);
+            tracing::error!(target: "sonic::plugin", "{text}")
+        }
         abi::LOG_WARN => tracing::warn!(target: "sonic::plugin", "{text}"),
         abi::LOG_INFO => tracing::info!(target: "sonic::plugin", "{text}"),
         _ => tracing::debug!(target: "sonic::plugin", "{text}"),

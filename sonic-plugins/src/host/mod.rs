@@ -2,7 +2,9 @@
 //! SDK's traits. Libraries are never unloaded: unloading Rust or C++ code with thread-local
 //! destructors is unsound, and a plugin's descriptors must outlive every instance.
 
+mod audio_encoder;
 mod callbacks;
+mod instance;
 mod sampler;
 pub(crate) mod views;
 
@@ -13,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sonic_core::registry::{self, ComponentInfo};
 
+pub use audio_encoder::{
+    PluginAudioEncoder, MAX_HIDDEN_SIZE, MAX_LAYERS, MAX_OUTPUT_ELEMENTS, SAMPLE_RATE,
+};
 pub use sampler::PluginSampler;
 
 use crate::abi::{self, PluginEntry};
@@ -246,6 +251,16 @@ impl LoadedPlugin {
         PluginSampler::create(self, id)
     }
 
+    /// Creates the audio encoder `id` of this plugin, with an optional JSON configuration
+    /// (`None` for the plugin's defaults). Its info is read and checked here.
+    pub fn create_audio_encoder(
+        &self,
+        id: &str,
+        config: Option<&str>,
+    ) -> Result<PluginAudioEncoder, PluginError> {
+        PluginAudioEncoder::create(self, id, config)
+    }
+
     fn factory(&self, id: &str) -> *const c_void {
         let id = std::ffi::CString::new(id).expect("factory ids have no NUL");
         match self.entry.0.get_factory {
@@ -255,25 +270,39 @@ impl LoadedPlugin {
         }
     }
 
-    /// Registers every sampler of this plugin under its id.
+    /// Registers every sampler and audio encoder of this plugin under its id, with the
+    /// library's path as origin. Audio encoders made through the registry get their defaults.
     pub fn register(&self) -> Result<(), PluginError> {
         for d in &self.samplers {
             let (plugin, id) = (self.clone(), d.id.clone());
-            let info = ComponentInfo {
-                kind: "sampler",
-                name: d.id.clone(),
-                origin: self.path.display().to_string(),
-                description: d.description.clone(),
-            };
-            registry::register_sampler(
-                info,
+            self.registered(registry::register_sampler(
+                self.component_info("sampler", d),
                 Arc::new(move || Ok(Box::new(plugin.create_sampler(&id)?))),
-            )
-            .map_err(|e| PluginError::Invalid {
-                path: self.path.clone(),
-                msg: e.to_string(),
-            })?;
+            ))?;
+        }
+        for d in &self.audio_encoders {
+            let (plugin, id) = (self.clone(), d.id.clone());
+            self.registered(registry::register_audio_encoder(
+                self.component_info("audio-encoder", d),
+                Arc::new(move || Ok(Box::new(plugin.create_audio_encoder(&id, None)?))),
+            ))?;
         }
         Ok(())
+    }
+
+    fn component_info(&self, kind: &'static str, d: &ComponentDescriptor) -> ComponentInfo {
+        ComponentInfo {
+            kind,
+            name: d.id.clone(),
+            origin: self.path.display().to_string(),
+            description: d.description.clone(),
+        }
+    }
+
+    fn registered(&self, result: sonic_core::Result<()>) -> Result<(), PluginError> {
+        result.map_err(|e| PluginError::Invalid {
+            path: self.path.clone(),
+            msg: e.to_string(),
+        })
     }
 }

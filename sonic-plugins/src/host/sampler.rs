@@ -2,27 +2,20 @@
 //! pre-fills them with a marker and a guard zone, so a plugin that leaves elements unwritten,
 //! writes past the end or writes NaN is reported instead of silently corrupting a run.
 
-use std::ffi::{c_void, CString};
+use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr::NonNull;
 
 use sonic_core::sampling::{Denoise, NoiseSource, Sampler};
 use sonic_core::{Device, Error, Result, Tensor};
 
+use super::instance::{GuardedOutput, Instance};
 use super::views::{checked_shape, f32_view};
-use super::{c_string, status_name, LoadedPlugin};
+use super::LoadedPlugin;
 use crate::abi;
 use crate::PluginError;
 
-/// A NaN with a payload no arithmetic produces: marks output elements not yet written.
-const UNWRITTEN: u32 = 0x7fc5_a5a5;
-/// Marker elements after the output, to catch writes past its end.
-const GUARD: usize = 64;
-
 pub struct PluginSampler {
-    raw: NonNull<abi::Sampler>,
-    id: String,
-    plugin: String,
+    inner: Instance<abi::Sampler>,
 }
 
 // SAFETY: the ABI lets an instance be used from any thread, one thread at a time, which
@@ -34,79 +27,13 @@ impl PluginSampler {
         plugin: &LoadedPlugin,
         id: &str,
     ) -> std::result::Result<Self, PluginError> {
-        let fail = |msg: String| PluginError::Call {
-            plugin: plugin.display_name(),
-            component: id.to_string(),
-            msg,
-        };
-        let factory = plugin.factory(abi::SAMPLER_FACTORY_ID) as *const abi::SamplerFactory;
-        if factory.is_null() {
-            return Err(fail("the plugin provides no samplers".into()));
-        }
-        // SAFETY: a static factory of an initialised plugin.
-        let create =
-            unsafe { (*factory).create }.ok_or_else(|| fail("the factory has no create".into()))?;
-        let c_id = CString::new(id).map_err(|_| fail("id contains NUL".into()))?;
-        // SAFETY: host is a static; id is a valid C string; config NULL means defaults.
-        let raw = unsafe { create(super::callbacks::host(), c_id.as_ptr(), std::ptr::null()) };
-        let raw = NonNull::new(raw).ok_or_else(|| fail("create returned no instance".into()))?;
-        // SAFETY: a created instance points at its vtable.
-        let vtable = unsafe { raw.as_ref().vtable };
-        let complete = !vtable.is_null()
-            && unsafe {
-                let v = &*vtable;
-                v.model_calls.is_some()
-                    && v.reset.is_some()
-                    && v.step.is_some()
-                    && v.last_error.is_some()
-                    && v.destroy.is_some()
-            };
-        if !complete {
-            return Err(fail("the instance's vtable is incomplete".into()));
-        }
         Ok(PluginSampler {
-            raw,
-            id: id.to_string(),
-            plugin: plugin.display_name(),
+            inner: Instance::create(plugin, id, None)?,
         })
     }
 
     fn vtable(&self) -> &abi::SamplerVtable {
-        // SAFETY: checked non-null and complete at creation; the library is never unloaded.
-        unsafe { &*self.raw.as_ref().vtable }
-    }
-
-    fn error(&self, msg: String) -> Error {
-        PluginError::Call {
-            plugin: self.plugin.clone(),
-            component: self.id.clone(),
-            msg,
-        }
-        .into()
-    }
-
-    fn failure(&mut self, status: abi::Status) -> Error {
-        let last = self
-            .vtable()
-            .last_error
-            .map(|f| unsafe { f(self.raw.as_ptr()) })
-            .map(c_string)
-            .unwrap_or_default();
-        let msg = if last.is_empty() {
-            status_name(status)
-        } else {
-            format!("{} ({last})", status_name(status))
-        };
-        self.error(msg)
-    }
-}
-
-impl Drop for PluginSampler {
-    fn drop(&mut self) {
-        if let Some(destroy) = self.vtable().destroy {
-            // SAFETY: the instance is destroyed exactly once, here.
-            unsafe { destroy(self.raw.as_ptr()) }
-        }
+        self.inner.vtable()
     }
 }
 
@@ -197,7 +124,7 @@ unsafe extern "C" fn noise_callback(ctx: *mut c_void, out: *const abi::TensorVie
 
 impl Sampler for PluginSampler {
     fn name(&self) -> &str {
-        &self.id
+        self.inner.id()
     }
 
     fn model_calls(&self, i: usize, sigmas: &[f32]) -> usize {
@@ -205,7 +132,7 @@ impl Sampler for PluginSampler {
         // SAFETY: sigmas outlives the call.
         unsafe {
             f(
-                self.raw.as_ptr(),
+                self.inner.ptr(),
                 i as u32,
                 sigmas.as_ptr(),
                 sigmas.len() as u32,
@@ -216,9 +143,9 @@ impl Sampler for PluginSampler {
     fn reset(&mut self) {
         let f = self.vtable().reset.expect("checked at creation");
         // SAFETY: a live instance.
-        let status = unsafe { f(self.raw.as_ptr()) };
+        let status = unsafe { f(self.inner.ptr()) };
         if status != abi::OK {
-            tracing::warn!("{}", self.failure(status));
+            tracing::warn!("{}", self.inner.failure(status));
         }
     }
 
@@ -231,13 +158,14 @@ impl Sampler for PluginSampler {
         noise: &dyn NoiseSource,
     ) -> Result<Tensor> {
         if i + 1 >= sigmas.len() {
-            return Err(self.error(format!("step {i} needs sigmas[{}]", i + 1)));
+            return Err(self
+                .inner
+                .error(format!("step {i} needs sigmas[{}]", i + 1)));
         }
         let input = x.to_vec()?;
         let shape: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
-        let n = input.len();
-        let mut out = vec![f32::from_bits(UNWRITTEN); n + GUARD];
-        let (x_view, out_view) = (f32_view(&input, &shape), f32_view(&out[..n], &shape));
+        let mut out = GuardedOutput::new(input.len()).map_err(|m| self.inner.error(m))?;
+        let (x_view, out_view) = (f32_view(&input, &shape), out.view(&shape));
         let mut ctx = StepContext {
             model,
             noise,
@@ -254,7 +182,7 @@ impl Sampler for PluginSampler {
         // SAFETY: every pointer is valid for the duration of the call; `out` is writable.
         let status = unsafe {
             step(
-                self.raw.as_ptr(),
+                self.inner.ptr(),
                 i as u32,
                 sigmas.as_ptr(),
                 sigmas.len() as u32,
@@ -267,22 +195,9 @@ impl Sampler for PluginSampler {
             return Err(e);
         }
         if status != abi::OK {
-            return Err(self.failure(status));
+            return Err(self.inner.failure(status));
         }
-        if out[n..].iter().any(|v| v.to_bits() != UNWRITTEN) {
-            return Err(self.error(format!("wrote past the end of its {n}-element output")));
-        }
-        out.truncate(n);
-        let unwritten = out.iter().filter(|v| v.to_bits() == UNWRITTEN).count();
-        if unwritten > 0 {
-            return Err(self.error(format!("left {unwritten} of {n} output elements unwritten")));
-        }
-        if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
-            return Err(self.error(format!(
-                "wrote a non-finite value ({}) at element {bad}",
-                out[bad]
-            )));
-        }
+        let out = out.finish().map_err(|m| self.inner.error(m))?;
         Tensor::from_vec(out, x.shape().clone(), x.device())
     }
 }
