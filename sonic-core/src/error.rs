@@ -89,6 +89,18 @@ pub enum Error {
 
     #[error(transparent)]
     Pth(#[from] crate::weights::pth::PthError),
+
+    /// A video output refused to replace an existing file or directory.
+    #[error("{path} already exists; pass --overwrite to replace it")]
+    OutputExists { path: PathBuf },
+
+    /// A video or audio encoder, or the container writer, failed on an output.
+    #[error("{path}: {codec}: {msg}")]
+    Encode {
+        path: PathBuf,
+        codec: &'static str,
+        msg: String,
+    },
 }
 
 impl Error {

@@ -14,6 +14,7 @@ pub mod sampling;
 pub mod schedule;
 pub mod tensor;
 pub mod verify;
+pub mod video;
 pub mod weights;
 
 pub use backend::Backend;
