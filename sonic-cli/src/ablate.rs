@@ -114,10 +114,23 @@ pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
             let mut model = pipeline.denoiser(&encoded, &opts)?;
             let window = model.native_window();
             tracing::info!("ablating {} schedules on the {what}", schedulers.len());
-            let rows = run_ablation(args, &schedulers, &mut model, &sigmas, prepared.frames, &shape, window)?;
+            let rows = run_ablation(
+                args,
+                &schedulers,
+                &mut model,
+                &sigmas,
+                prepared.frames,
+                &shape,
+                window,
+            )?;
             let described = format!(
                 "{what}, {}x{} latent, sampler {}, {} frames, window {window}, {} steps, seed {}",
-                shape.dims()[1], shape.dims()[2], args.sampler, prepared.frames, args.steps, args.seed
+                shape.dims()[1],
+                shape.dims()[2],
+                args.sampler,
+                prepared.frames,
+                args.steps,
+                args.seed
             );
             (rows, described)
         }
@@ -128,7 +141,15 @@ pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
                 schedulers.len()
             );
             let mut model = SyntheticDenoiser::default();
-            let rows = run_ablation(args, &schedulers, &mut model, &sigmas, args.frames, &shape, args.window)?;
+            let rows = run_ablation(
+                args,
+                &schedulers,
+                &mut model,
+                &sigmas,
+                args.frames,
+                &shape,
+                args.window,
+            )?;
             let described = format!(
                 "synthetic (window-coupled stand-in), sampler {}, {} frames, window {}, {} steps, seed {}",
                 args.sampler, args.frames, args.window, args.steps, args.seed

@@ -31,7 +31,8 @@ fn speech(path: &Path, seconds: f32) {
     let mut wav = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..(seconds * 16_000.0) as usize {
         let t = i as f32 / 16_000.0;
-        wav.write_sample(((t * 1300.0).sin() * 9000.0) as i16).unwrap();
+        wav.write_sample(((t * 1300.0).sin() * 9000.0) as i16)
+            .unwrap();
     }
     wav.finalize().unwrap();
 }
@@ -90,7 +91,10 @@ fn assert_fails(case: &Case, out: &Output, expected: &str, left: &[&str]) {
     assert!(!stderr.contains("panicked"), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains(expected), "expected `{expected}` in: {stderr}");
+    assert!(
+        errors[0].contains(expected),
+        "expected `{expected}` in: {stderr}"
+    );
     assert!(out.stdout.is_empty());
     assert_eq!(case.leftovers(), left, "{stderr}");
 }
@@ -108,7 +112,10 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
     assert_eq!(v["components"]["model"]["kind"], "demo");
     assert_eq!(v["components"]["sampler"], "euler");
     assert_eq!(v["has_audio"], true);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(64), Some(64)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(64), Some(64))
+    );
     for stage in ["prepare_s", "encode_s", "denoise_s", "decode_s"] {
         assert!(v["timings"][stage].as_f64().unwrap() >= 0.0);
     }
@@ -130,7 +137,12 @@ fn an_existing_output_is_kept_without_overwrite() {
     let case = Case::new();
     std::fs::write(case.path("out.mp4"), b"precious").unwrap();
     let out = case.animate(&[]);
-    assert_fails(&case, &out, "already exists (pass --overwrite", &["out.mp4"]);
+    assert_fails(
+        &case,
+        &out,
+        "already exists (pass --overwrite",
+        &["out.mp4"],
+    );
     assert_eq!(std::fs::read(case.path("out.mp4")).unwrap(), b"precious");
     assert!(case.animate(&["--overwrite", "-q"]).status.success());
     assert_ne!(std::fs::read(case.path("out.mp4")).unwrap(), b"precious");
@@ -142,7 +154,10 @@ fn a_missing_image_is_named() {
     std::fs::remove_file(case.path("face.png")).unwrap();
     let out = case.animate(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("face.png"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("face.png"),
+        "{stderr}"
+    );
     assert!(!case.path("out.mp4").exists());
 }
 
@@ -152,7 +167,10 @@ fn a_missing_audio_file_is_named() {
     std::fs::remove_file(case.path("voice.wav")).unwrap();
     let out = case.animate(&[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && stderr.contains("voice.wav"), "{stderr}");
+    assert!(
+        !out.status.success() && stderr.contains("voice.wav"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
     assert!(!case.path("out.mp4").exists());
 }
@@ -184,7 +202,11 @@ fn zero_length_audio_is_refused() {
 #[test]
 fn corrupt_audio_is_refused() {
     let case = Case::new();
-    std::fs::write(case.path("voice.wav"), b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk").unwrap();
+    std::fs::write(
+        case.path("voice.wav"),
+        b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk",
+    )
+    .unwrap();
     let out = case.animate(&[]);
     assert_fails(&case, &out, "voice.wav", &[]);
 }
@@ -196,20 +218,8 @@ fn audio_over_the_length_limit_is_refused() {
     assert_fails(&case, &out, "over the limit of 0.25 s", &[]);
 }
 
-#[test]
-fn a_weights_folder_missing_a_file_names_it() {
-    let case = Case::new();
-    let weights = case.path("weights");
-    std::fs::create_dir_all(weights.join("Sonic")).unwrap();
-    std::fs::write(weights.join("Sonic/audio2token.pth"), b"x").unwrap();
-    let w = weights.display().to_string();
-    let out = case.animate(&["--weights", &w]);
-    assert_fails(&case, &out, "Sonic/unet.pth: missing: Sonic's UNet", &["weights"]);
-}
-
-#[test]
-fn a_wrong_weights_file_names_it() {
-    let case = Case::new();
+/// A weights folder in the reference's layout whose files are placeholders.
+fn placeholder_weights(case: &Case) -> PathBuf {
     let weights = case.path("weights");
     let svd = weights.join("stable-video-diffusion-img2vid-xt");
     for dir in ["Sonic", "whisper-tiny"] {
@@ -223,9 +233,31 @@ fn a_wrong_weights_file_names_it() {
     std::fs::write(svd.join("image_encoder/model.safetensors"), b"x").unwrap();
     std::fs::write(weights.join("whisper-tiny/config.json"), b"{}").unwrap();
     std::fs::write(weights.join("whisper-tiny/model.safetensors"), b"x").unwrap();
-    for f in ["audio2token.pth", "audio2bucket.pth"] {
+    for f in ["unet.pth", "audio2token.pth", "audio2bucket.pth"] {
         std::fs::write(weights.join("Sonic").join(f), b"x").unwrap();
     }
+    weights
+}
+
+#[test]
+fn a_weights_folder_missing_a_file_names_it() {
+    let case = Case::new();
+    let weights = placeholder_weights(&case);
+    std::fs::remove_file(weights.join("Sonic/unet.pth")).unwrap();
+    let w = weights.display().to_string();
+    let out = case.animate(&["--weights", &w]);
+    assert_fails(
+        &case,
+        &out,
+        "Sonic/unet.pth: missing: Sonic's UNet",
+        &["weights"],
+    );
+}
+
+#[test]
+fn a_wrong_weights_file_names_it() {
+    let case = Case::new();
+    let weights = placeholder_weights(&case);
     std::fs::write(weights.join("Sonic/unet.pth"), b"this is not a checkpoint").unwrap();
     let w = weights.display().to_string();
     let out = case.animate(&["--weights", &w]);
@@ -239,4 +271,112 @@ fn an_unwritable_output_path_is_refused_before_work() {
     let inside_a_file = case.s("plain-file/out.mp4");
     let out = case.animate(&["-o", &inside_a_file]);
     assert_fails(&case, &out, "the folder does not exist", &["plain-file"]);
+}
+
+fn png_frames(dir: &Path) -> Vec<Vec<u8>> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|p| image::open(p).unwrap().to_rgb8().into_raw())
+        .collect()
+}
+
+#[test]
+fn a_c_plugin_sampler_runs_the_pipeline_like_the_builtin_euler() {
+    let case = Case::new();
+    let library = case.path("libeuler_c.so");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-std=c99", "-shared", "-fPIC", "-O1", "-I"])
+        .arg(root.join("sonic-plugins/include"))
+        .arg(root.join("sonic-plugins/examples/sampler-c/euler.c"))
+        .arg("-o")
+        .arg(&library)
+        .status()
+        .expect("a C compiler (cc) is needed for this test");
+    assert!(status.success());
+    let lib = library.display().to_string();
+    let (builtin, plugin) = (case.s("builtin"), case.s("plugin"));
+    let out = case.animate(&["-o", &builtin, "--format", "png", "-q"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = case.animate(&[
+        "--plugin",
+        &lib,
+        "--sampler",
+        "euler-c",
+        "-o",
+        &plugin,
+        "--format",
+        "png",
+        "--json",
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["components"]["sampler"], "euler-c");
+    let (a, b) = (
+        png_frames(&case.path("builtin")),
+        png_frames(&case.path("plugin")),
+    );
+    assert_eq!(a.len(), b.len());
+    let worst = a
+        .iter()
+        .zip(&b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| p.abs_diff(*q)))
+        .max()
+        .unwrap();
+    assert!(worst <= 2, "frames differ by up to {worst} levels");
+}
+
+#[test]
+fn ablate_runs_the_pipeline_with_every_schedule() {
+    let case = Case::new();
+    let (image, audio) = (case.s("face.png"), case.s("voice.wav"));
+    let out = sonic(&[
+        "ablate",
+        "--image",
+        &image,
+        "--audio",
+        &audio,
+        "--size",
+        "64",
+        "--steps",
+        "2",
+        "--schedule",
+        "tiles",
+        "--schedule",
+        "shift:alpha=7",
+        "--schedule",
+        "overlap:o=2",
+        "--schedule",
+        "motion-frames:o=2",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        assert_eq!(
+            row["denoiser_calls"], row["predicted"]["denoiser_calls"],
+            "{row}"
+        );
+        assert!(
+            row["metrics"]["flicker"].as_f64().unwrap().is_finite(),
+            "{row}"
+        );
+    }
 }

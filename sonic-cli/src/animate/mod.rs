@@ -19,7 +19,6 @@ use sonic_core::pipeline::{
 use sonic_core::video::{open_sink, AudioTrack, Fps, OutputFormat, VideoSpec};
 use sonic_core::{registry, DType, Device};
 
-
 #[derive(Debug, Args)]
 pub struct AnimateArgs {
     /// Settings from a TOML file (keys as the flags: `steps = 25`, `image-cfg = 2.0`);
@@ -89,7 +88,10 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
     let seed = fresh_seed();
     let opts = settings.options(seed)?;
     if settings.seed.is_none() && !quiet {
-        eprintln!("seed: {} (pass --seed {} to repeat this run)", opts.seed, opts.seed);
+        eprintln!(
+            "seed: {} (pass --seed {} to repeat this run)",
+            opts.seed, opts.seed
+        );
     }
     let device: Device = settings.device.as_deref().unwrap_or("cpu").parse()?;
     let dtype = match settings.dtype.as_deref() {
@@ -106,7 +108,14 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
 
     let mut bars = Bars::new(quiet);
     let load_clock = Instant::now();
-    let models = load_models(&settings, &opts.audio_encoder, dtype, device, &mut bars, quiet)?;
+    let models = load_models(
+        &settings,
+        &opts.audio_encoder,
+        dtype,
+        device,
+        &mut bars,
+        quiet,
+    )?;
     sonic_core::pipeline::Progress::end(&mut bars);
     let load_s = load_clock.elapsed().as_secs_f64();
 
@@ -124,8 +133,9 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
         }),
     };
     let mut sink = open_sink(format, output, spec, settings.overwrite)?;
-    let mut report: AnimateReport =
-        pipeline.generate(&prepared, &opts, &mut bars, &mut |rgb| sink.write_frame(rgb))?;
+    let mut report: AnimateReport = pipeline.generate(&prepared, &opts, &mut bars, &mut |rgb| {
+        sink.write_frame(rgb)
+    })?;
     report.timings.prepare_s = prepare_s;
     let written = sink.finish()?;
     let trained_note = if report.trained {
