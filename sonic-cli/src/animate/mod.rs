@@ -102,9 +102,20 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
     if device == Device::Cpu && dtype != DType::F32 {
         bail!("--dtype {dtype}: the CPU backend computes in f32; f16 and bf16 need --device cuda");
     }
-    // The sampler is looked up first: a typo fails before minutes of loading.
+    // Names and input files are checked first: a typo fails before minutes of loading.
     registry::sampler(&opts.sampler)?;
     sonic_core::schedule::scheduler(&opts.schedule)?;
+    if !registry::audio_encoders()
+        .iter()
+        .any(|e| e.name == opts.audio_encoder)
+    {
+        registry::audio_encoder(&opts.audio_encoder)?;
+    }
+    for input in [image, audio] {
+        if !input.is_file() {
+            bail!("{}: no such file", input.display());
+        }
+    }
 
     let mut bars = Bars::new(quiet);
     let load_clock = Instant::now();
