@@ -37,7 +37,7 @@ OUT=kernels-cu/RESOURCES.md
         variant="${base%.*}"
         "$PTXAS" -arch="$arch" -v "$ptx" -o /dev/null 2>&1 | awk -v variant="$variant" -v arch="$arch" '
             /Compiling entry function/ { match($0, /'"'"'[^'"'"']+'"'"'/); fn = substr($0, RSTART + 1, RLENGTH - 2) }
-            /bytes stack frame/ { stack = $5; stores = $9; loads = $13 }
+            /bytes stack frame/ { stack = $1; stores = $5; loads = $9 }
             /Used [0-9]+ registers/ {
                 regs = $5; smem = 0
                 if (match($0, /[0-9]+ bytes smem/)) { smem = substr($0, RSTART, RLENGTH); sub(/ bytes smem/, "", smem) }
