@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 use sonic_core::{DType, Device, Error, Result};
@@ -123,6 +123,22 @@ impl CudaBackend {
     /// Waits for all queued work; benches and tests time and read results after it.
     pub fn synchronize(&self) -> Result<()> {
         self.stream.synchronize().map_err(|e| self.error(e))
+    }
+
+    /// Device time, in milliseconds, of the work `f` queues on the stream, measured with
+    /// timing events around it (host launch overhead excluded once the queue is ahead).
+    pub fn time_ms(&self, f: impl FnOnce() -> Result<()>) -> Result<f32> {
+        let timing = Some(CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self
+            .stream
+            .record_event(timing)
+            .map_err(|e| self.error(e))?;
+        f()?;
+        let end = self
+            .stream
+            .record_event(timing)
+            .map_err(|e| self.error(e))?;
+        start.elapsed_ms(&end).map_err(|e| self.error(e))
     }
 
     pub(crate) fn error(&self, msg: impl ToString) -> Error {

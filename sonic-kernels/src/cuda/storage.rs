@@ -5,7 +5,7 @@ use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use cudarc::driver::result::memset_d8_async;
+use cudarc::driver::result::{memcpy_dtod_async, memset_d8_async};
 use cudarc::driver::{CudaSlice, DevicePtr};
 use sonic_core::backend::{Backend, DeviceStorage, Storage};
 use sonic_core::{DType, Result, Shape, Tensor};
@@ -93,6 +93,25 @@ impl CudaBackend {
         }
         let buffer = self.stream.clone_htod(bytes).map_err(|e| self.error(e))?;
         self.wrap(buffer, dtype, shape.clone())
+    }
+}
+
+impl CudaBackend {
+    /// A copy of `x` by one device-to-device memcpy: the bandwidth yardstick of the
+    /// memory-bound benches.
+    pub fn copy_d2d(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.alloc(x.shape().clone(), x.dtype())?;
+        let bytes = x.elem_count() * x.dtype().size_in_bytes();
+        if bytes > 0 {
+            let (src, dst) = (
+                cuda_storage(x, "copy")?.ptr(),
+                cuda_storage(&y, "copy")?.ptr(),
+            );
+            // SAFETY: both buffers hold `bytes` bytes on this device; stream-ordered.
+            unsafe { memcpy_dtod_async(dst, src, bytes, self.stream.cu_stream()) }
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(y)
     }
 }
 
