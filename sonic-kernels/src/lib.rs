@@ -19,3 +19,11 @@ pub use registry::{variants, Kernel, Variant};
 
 /// Whether this build contains the CUDA backend; without it a `cuda` device is an error.
 pub const CUDA_BACKEND_COMPILED: bool = cfg!(feature = "cuda");
+
+/// Registers the device backends this build contains (CUDA with the `cuda` feature), so
+/// `Device::Cuda(n)` resolves to it; hosts call it once at start. Keeping the feature check
+/// here means [`CUDA_BACKEND_COMPILED`] and registration can never disagree.
+pub fn register_backends() {
+    #[cfg(feature = "cuda")]
+    cuda::install();
+}
