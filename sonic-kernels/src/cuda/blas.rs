@@ -88,6 +88,8 @@ impl CudaBackend {
             return Ok(());
         }
         let op_name = "gemm";
+        // cuBLAS works on the calling thread's current context.
+        self.ctx.bind_to_thread().map_err(|e| self.error(e))?;
         let ty = data_type(dtype);
         // SAFETY: the callers size every buffer for `batch` matrices with these strides and
         // leading dimensions; alpha and beta are host f32 values (CUBLAS_POINTER_MODE_HOST,

@@ -20,6 +20,9 @@ use crate::registry::Kernel;
 
 /// Output positions per im2col tile: bounds the column buffer (taps × this × dtype).
 const IM2COL_POSITIONS: usize = 1 << 14;
+/// Static shared memory of the GroupNorm kernels (32 floats of reduction scratch), rounded
+/// up generously.
+const GROUP_NORM_STATIC_SMEM: usize = 1024;
 /// Elements per chunk of the split GroupNorm path (32 KiB of f32 in shared memory).
 const GROUP_NORM_CHUNK: usize = 8192;
 
@@ -252,7 +255,8 @@ impl CudaBackend {
         );
         let silu = i32::from(silu);
         let fused_smem = group_len * 4;
-        if fused_smem <= self.max_smem {
+        // The kernel's static scratch shares the opt-in limit with the dynamic part.
+        if fused_smem + GROUP_NORM_STATIC_SMEM <= self.max_smem {
             let f = self.function(
                 Kernel::GroupNorm,
                 dtype,
