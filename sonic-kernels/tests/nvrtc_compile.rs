@@ -5,7 +5,24 @@
 //! always runs, and `SONIC_REQUIRE_NVRTC=1` turns a missing library into a failure.
 
 use sonic_kernels::registry::CI_ARCHS;
-use sonic_kernels::{cache, probe_nvrtc, variants};
+use sonic_kernels::{cache, probe_nvrtc, variants, Kernel};
+
+/// PTX instructions a kernel's design depends on: if the compiler (or an edit) drops one,
+/// the kernel silently loses what it is for.
+fn required_instructions(kernel: Kernel) -> &'static [&'static str] {
+    match kernel {
+        // Tensor cores, asynchronous double-buffered copies, ldmatrix, exp2 softmax.
+        Kernel::FlashAttention => &[
+            "mma.sync.aligned.m16n8k16.row.col.f32",
+            "cp.async.cg.shared.global",
+            "cp.async.wait_group",
+            "ldmatrix.sync.aligned.m8n8.x4.trans",
+            "ex2.approx",
+        ],
+        Kernel::TemporalAttention => &["ex2.approx", "bar.warp.sync"],
+        _ => &[],
+    }
+}
 
 #[test]
 fn every_variant_compiles_for_every_ci_arch() {
@@ -34,6 +51,11 @@ fn every_variant_compiles_for_every_ci_arch() {
                         let directive = format!(".entry {entry}(");
                         if !out.ptx.contains(&directive) {
                             failures.push(format!("{} {arch}: no entry {entry}", variant.name()));
+                        }
+                    }
+                    for instruction in required_instructions(variant.kernel) {
+                        if !out.ptx.contains(instruction) {
+                            failures.push(format!("{} {arch}: no {instruction}", variant.name()));
                         }
                     }
                     // A real architecture yields machine code, not just PTX.
