@@ -48,8 +48,8 @@ __device__ __forceinline__ float2_t stage_moments(const T* x, const T* residual,
     return float2_t{mean, block_sum(m2, scratch)};
 }
 
-// One block per (n, g); dynamic shared memory holds the group as f32.
-extern "C" __global__ void group_norm_fused(const T* __restrict__ x, const T* __restrict__ residual,
+// One block of 1024 threads per (n, g); dynamic shared memory holds the group as f32.
+extern "C" __global__ void __launch_bounds__(1024) group_norm_fused(const T* __restrict__ x, const T* __restrict__ residual,
                                             const T* __restrict__ weight, const T* __restrict__ bias,
                                             T* __restrict__ y, GroupShape shape, float eps,
                                             int silu) {

@@ -58,6 +58,10 @@ fn every_variant_compiles_for_every_ci_arch() {
                             failures.push(format!("{} {arch}: no {instruction}", variant.name()));
                         }
                     }
+                    // Kernels compile cleanly: a warning is as much a finding as an error.
+                    if out.log.contains("warning") {
+                        failures.push(format!("{} {arch}: {}", variant.name(), out.log));
+                    }
                     // A real architecture yields machine code, not just PTX.
                     if out.cubin.is_empty() {
                         failures.push(format!("{} {arch}: empty CUBIN", variant.name()));

@@ -13,7 +13,7 @@ use super::ops::ptr;
 use crate::registry::{Kernel, ATTENTION_HEAD_DIMS};
 
 /// Frames the temporal kernel holds per sequence (`MAX_FRAMES` of temporal_attention.cu).
-pub const TEMPORAL_MAX_FRAMES: usize = 32;
+pub(crate) const TEMPORAL_MAX_FRAMES: usize = 32;
 /// Queries per flash-attention block and rows per K/V tile (flash_attention.cu).
 const FLASH_BLOCK: usize = 64;
 const FLASH_WARPS: u32 = 4;
@@ -38,7 +38,7 @@ pub enum AttentionPath {
 /// Where the sequences of a temporal attention call live: sequence `n` starts at
 /// `(n / inner)·outer + (n % inner)·inner_stride`, and its frames are `frame` apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TemporalLayout {
+pub(crate) struct TemporalLayout {
     pub sequences: usize,
     pub inner: usize,
     pub strides: SequenceStrides,

@@ -73,7 +73,7 @@ pub(crate) struct GroupShape {
 /// `struct Strides` of temporal_attention.cu.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SequenceStrides {
+pub(crate) struct SequenceStrides {
     pub outer: i64,
     pub inner: i64,
     pub frame: i64,

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use sonic_core::backend::{register_device_backend, Backend};
 use sonic_core::{Device, Error, Result};
 
-pub use attention::{AttentionPath, TemporalLayout};
+pub use attention::AttentionPath;
 pub use device::CudaBackend;
 pub use storage::CudaStorage;
 
