@@ -60,6 +60,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.verbose, cli.quiet);
+    sonic_kernels::register_backends();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

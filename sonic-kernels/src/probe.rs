@@ -65,7 +65,7 @@ pub struct NvrtcProbe {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-enum ProbeError {
+pub(crate) enum ProbeError {
     #[error("could not load the {what} library ({})", describe_attempts(.attempts))]
     LibraryNotFound {
         what: &'static str,
@@ -81,8 +81,8 @@ enum ProbeError {
     CallFailed { call: String, code: String },
 }
 
-struct LoadedLibrary {
-    name: String,
+pub(crate) struct LoadedLibrary {
+    pub(crate) name: String,
     library: Library,
 }
 
@@ -92,7 +92,10 @@ impl LoadedLibrary {
     ///
     /// # Safety
     /// `F` must be the `extern` fn pointer type matching the symbol's C prototype.
-    unsafe fn function<F: Copy>(&'static self, symbol: &'static str) -> Result<F, ProbeError> {
+    pub(crate) unsafe fn function<F: Copy>(
+        &'static self,
+        symbol: &'static str,
+    ) -> Result<F, ProbeError> {
         // SAFETY: the caller guarantees `F` matches the symbol.
         let found = unsafe { self.library.get::<F>(symbol) };
         found
@@ -129,7 +132,7 @@ fn load_first(what: &'static str, candidates: &[OsString]) -> Result<LoadedLibra
 
 /// One candidate that failed to load, with the loader's reason.
 #[derive(Debug, Clone)]
-struct LoadAttempt {
+pub(crate) struct LoadAttempt {
     candidate: String,
     reason: String,
 }
@@ -393,7 +396,7 @@ fn nvrtc_candidates(override_path: Option<OsString>) -> (&'static str, Vec<OsStr
     }
 }
 
-fn nvrtc_library() -> Result<&'static LoadedLibrary, ProbeError> {
+pub(crate) fn nvrtc_library() -> Result<&'static LoadedLibrary, ProbeError> {
     static NVRTC: OnceLock<Result<LoadedLibrary, ProbeError>> = OnceLock::new();
     NVRTC
         .get_or_init(|| {

@@ -1,0 +1,202 @@
+//! The backend object: context, stream, cuBLAS handle and the loaded kernel modules.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::sys::CUfunction_attribute;
+use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::nvrtc::Ptx;
+use sonic_core::{DType, Device, Error, Result};
+
+use super::unavailable;
+use crate::registry::{Kernel, Variant};
+use crate::{cache, probe_driver, probe_nvrtc};
+
+/// Dynamic shared memory a block may use without opting in.
+const DEFAULT_SMEM: usize = 48 * 1024;
+
+pub struct CudaBackend {
+    pub(crate) ordinal: usize,
+    pub(crate) ctx: Arc<CudaContext>,
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: CudaBlas,
+    /// `sm_90` etc.: kernels are compiled to CUBIN for exactly this device.
+    arch: String,
+    /// The opt-in maximum of dynamic shared memory per block.
+    pub(crate) max_smem: usize,
+    functions: Mutex<HashMap<(Variant, &'static str), CudaFunction>>,
+    /// See [`CudaBackend::set_poison`].
+    pub(crate) poison: AtomicBool,
+    /// Lets storage created by `&self` methods point back at the owning `Arc`.
+    this: Weak<CudaBackend>,
+}
+
+impl fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("ordinal", &self.ordinal)
+            .field("arch", &self.arch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs a cudarc call that may panic (a library or symbol missing from an unexpected
+/// installation) and turns the panic into an error.
+fn guarded<R>(ordinal: usize, what: &str, f: impl FnOnce() -> R) -> Result<R> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let detail = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "unknown failure".to_owned());
+        unavailable(ordinal, format!("{what}: {detail}"))
+    })
+}
+
+impl CudaBackend {
+    /// Opens device `ordinal` after checking, without cudarc, that the driver, the device
+    /// and NVRTC are all there.
+    pub fn new(ordinal: usize) -> Result<Arc<CudaBackend>> {
+        let driver = probe_driver();
+        if let Some(error) = driver.error {
+            return Err(unavailable(ordinal, format!("CUDA driver: {error}")));
+        }
+        if ordinal >= driver.devices.len() {
+            return Err(unavailable(
+                ordinal,
+                format!("the driver reports {} device(s)", driver.devices.len()),
+            ));
+        }
+        let nvrtc = probe_nvrtc();
+        if let Some(error) = nvrtc.error {
+            return Err(unavailable(ordinal, format!("kernels need NVRTC: {error}")));
+        }
+        let ctx = guarded(ordinal, "creating the CUDA context", || {
+            CudaContext::new(ordinal)
+        })?
+        .map_err(|e| unavailable(ordinal, format!("creating the CUDA context: {e}")))?;
+        let stream = ctx.default_stream();
+        let blas = guarded(ordinal, "loading cuBLAS", || CudaBlas::new(stream.clone()))?
+            .map_err(|e| unavailable(ordinal, format!("cuBLAS: {e}")))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| unavailable(ordinal, e.to_string()))?;
+        let optin = CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
+        let max_smem = ctx.attribute(optin).map_or(DEFAULT_SMEM, |v| v as usize);
+        Ok(Arc::new_cyclic(|this| CudaBackend {
+            ordinal,
+            ctx,
+            stream,
+            blas,
+            arch: format!("sm_{major}{minor}"),
+            max_smem,
+            functions: Mutex::new(HashMap::new()),
+            poison: AtomicBool::new(false),
+            this: this.clone(),
+        }))
+    }
+
+    pub(crate) fn arc(&self) -> Result<Arc<CudaBackend>> {
+        self.this
+            .upgrade()
+            .ok_or_else(|| self.error("the backend is being dropped"))
+    }
+
+    /// The architecture kernels are compiled for, e.g. `sm_90`.
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Waits for all queued work; benches and tests time and read results after it.
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream.synchronize().map_err(|e| self.error(e))
+    }
+
+    /// Device time, in milliseconds, of the work `f` queues on the stream, measured with
+    /// timing events around it (host launch overhead excluded once the queue is ahead).
+    pub fn time_ms(&self, f: impl FnOnce() -> Result<()>) -> Result<f32> {
+        let timing = Some(CUevent_flags::CU_EVENT_DEFAULT);
+        let start = self
+            .stream
+            .record_event(timing)
+            .map_err(|e| self.error(e))?;
+        f()?;
+        let end = self
+            .stream
+            .record_event(timing)
+            .map_err(|e| self.error(e))?;
+        start.elapsed_ms(&end).map_err(|e| self.error(e))
+    }
+
+    pub(crate) fn error(&self, msg: impl ToString) -> Error {
+        Error::Backend {
+            device: Device::Cuda(self.ordinal),
+            msg: msg.to_string(),
+        }
+    }
+
+    /// The entry point `entry` of `kernel` for `dtype` (and head dim), compiling and loading
+    /// its module on first use. `smem` above the 48 KiB default opts the function in.
+    pub(crate) fn function(
+        &self,
+        kernel: Kernel,
+        dtype: DType,
+        head_dim: Option<usize>,
+        entry: &'static str,
+        smem: usize,
+    ) -> Result<CudaFunction> {
+        let variant = Variant {
+            kernel,
+            dtype,
+            head_dim,
+        };
+        if smem > self.max_smem {
+            return Err(self.error(format!(
+                "{} needs {smem} bytes of shared memory; the device allows {}",
+                variant.name(),
+                self.max_smem
+            )));
+        }
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        let function = match functions.get(&(variant, entry)) {
+            Some(f) => f.clone(),
+            None => {
+                let cubin = cache::cubin(&variant, &self.arch).map_err(|e| self.error(e))?;
+                let module = self
+                    .ctx
+                    .load_module(Ptx::from_binary(cubin))
+                    .map_err(|e| self.error(format!("loading {}: {e}", variant.name())))?;
+                for name in kernel.entries() {
+                    let f = module
+                        .load_function(name)
+                        .map_err(|e| self.error(format!("{}::{name}: {e}", variant.name())))?;
+                    functions.insert((variant, name), f);
+                }
+                functions
+                    .get(&(variant, entry))
+                    .cloned()
+                    .ok_or_else(|| self.error(format!("{} has no {entry}", variant.name())))?
+            }
+        };
+        if smem > DEFAULT_SMEM {
+            let attr = CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            function
+                .set_attribute(attr, smem as i32)
+                .map_err(|e| self.error(e))?;
+        }
+        Ok(function)
+    }
+}
