@@ -303,7 +303,7 @@ impl Tensor {
         }
         if k.dims()[1] == 1 {
             let (b, lq) = (q.dims()[0], q.dims()[1]);
-            let zeros = Tensor::zeros([b, lq, 1], q.device())?;
+            let zeros = Tensor::zeros([b, lq, 1], q.device())?.to_dtype(v.dtype())?;
             return zeros.add(v);
         }
         q.backend().attention(q, k, v, heads, scale)
