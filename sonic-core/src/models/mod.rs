@@ -4,6 +4,7 @@ pub mod audio2bucket;
 pub mod audio_proj;
 pub mod clip_vision;
 pub mod encoders;
+pub mod face;
 pub mod rife;
 pub mod sonic_audio;
 pub mod unet;
