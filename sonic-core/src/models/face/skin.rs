@@ -158,15 +158,23 @@ fn candidate(grid: &Grid, labels: &[u32], label: u32) -> Option<Candidate> {
     let top = extents.iter().position(Option::is_some)?;
     let last = extents.iter().rposition(Option::is_some)?;
     let width = |r: usize| extents[r].map_or(0, |(a, b)| b - a + 1);
-    let widest = (top..=last).max_by_key(|&r| (width(r), usize::MAX - r))?;
-    let max_w = width(widest);
+    // Scanning down, the first run of rows much narrower than the face above it is the
+    // neck; what lies below it (shoulders, chest, arms) is not part of the face, however wide.
+    let (mut widest, mut max_w, mut neck) = (top, 0, None);
+    for r in top..=last {
+        if width(r) > max_w {
+            (widest, max_w) = (r, width(r));
+        } else if (width(r) as f64) < 0.55 * max_w as f64 && 2 * (r - top) >= max_w {
+            neck = Some(r);
+            break;
+        }
+    }
     if max_w < 4 || last - top < 4 {
         return None;
     }
-    // Below the widest row, a run of rows much narrower than the face is the neck; the face
-    // ends where the region has narrowed to the neck's width (the chin).
+    // The face ends where the region has narrowed to the neck's width: the chin.
     let narrow = |r: usize| (width(r) as f64) < 0.55 * max_w as f64;
-    let bottom = match (widest + 1..=last).find(|&r| narrow(r)) {
+    let bottom = match neck {
         None => last,
         Some(neck) => {
             let run: Vec<usize> = (neck..=last)

@@ -118,6 +118,7 @@ struct Face {
     shaded: bool,
     hair: bool,
     outline: bool,
+    clothes: bool,
 }
 
 impl Face {
@@ -137,7 +138,9 @@ impl Face {
             let f = f * k;
             [skin[0], skin[1], skin[2]].map(|v| (v as f64 * f).round() as u8)
         };
-        c.ellipse(cx, cy + 2.2 * ry, 2.0 * rx, ry, |_| [50, 60, 110]);
+        if self.clothes {
+            c.ellipse(cx, cy + 2.2 * ry, 2.0 * rx, ry, |_| [50, 60, 110]);
+        }
         c.rect(
             (cx - 0.35 * rx) as usize,
             (cy + 0.5 * ry) as usize,
@@ -183,6 +186,7 @@ fn face(cx: f64, cy: f64, rx: f64, ry: f64, skin: [u8; 3]) -> Face {
         shaded: false,
         hair: false,
         outline: false,
+        clothes: true,
     }
 }
 
@@ -257,6 +261,22 @@ fn finds_synthetic_faces_with_known_boxes() {
         let expected = f.draw(&mut canvas);
         assert_found(what, &canvas.image(), &expected);
     }
+}
+
+#[test]
+fn bare_shoulders_below_the_neck_are_not_face() {
+    let skin = [225, 180, 150];
+    let mut canvas = Canvas::new(512, 640, |_, y| [60, 80, 100 + (y / 10) as u8]);
+    // Shoulders and chest in skin colour, wider than the face, joined to it by the neck.
+    canvas.ellipse(256.0, 640.0, 250.0, 170.0, |_| skin);
+    canvas.rect(120, 600, 392, 640, [70, 40, 90]);
+    let expected = Face {
+        hair: true,
+        clothes: false,
+        ..face(256.0, 260.0, 95.0, 125.0, skin)
+    }
+    .draw(&mut canvas);
+    assert_found("bare shoulders", &canvas.image(), &expected);
 }
 
 #[test]
