@@ -182,7 +182,8 @@ impl IfBlock {
     }
 }
 
-/// The flow, mask logit and blended frame of one `IFNet` pass at the padded size.
+/// The flow, mask logit and blended frame of one `IFNet` pass.
+#[derive(Clone, Debug)]
 pub struct IfNetOutput {
     /// `[n, 4, H, W]`: pixels from the midpoint to frame 0 (channels 0–1) and to frame 1 (2–3).
     pub flow: Tensor,
