@@ -134,6 +134,56 @@ impl Conv {
     }
 }
 
+/// `torch.nn.ConvTranspose2d` (groups 1, dilation 1, no output padding):
+/// `weight [in, out, kh, kw]`, `bias [out]`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvTranspose2d {
+    pub fn new(
+        vb: &VarBuilder,
+        in_ch: usize,
+        out_ch: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Self> {
+        Ok(ConvTranspose2d {
+            weight: vb.get([in_ch, out_ch, kernel, kernel], "weight")?,
+            bias: Some(vb.get([out_ch], "bias")?),
+            stride,
+            padding,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.stride, self.padding)
+    }
+}
+
+/// `torch.nn.PReLU(num_parameters)`: `weight [num_parameters]`.
+#[derive(Clone, Debug)]
+pub struct PRelu {
+    pub weight: Tensor,
+}
+
+impl PRelu {
+    pub fn new(vb: &VarBuilder, num_parameters: usize) -> Result<Self> {
+        Ok(PRelu {
+            weight: vb.get([num_parameters], "weight")?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.prelu(&self.weight)
+    }
+}
+
 /// Multi-head self-attention with transformers' names `q_proj`, `k_proj`, `v_proj` and
 /// `out_proj` over token-major `[b, l, dim]`, scaled by `head_dim^-0.5`. Whisper scales the
 /// projected queries instead of the scores, which is the same product.

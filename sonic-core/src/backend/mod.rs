@@ -104,6 +104,24 @@ pub enum ResizeMode {
     Bicubic,
 }
 
+/// What `grid_sample` reads for sample points outside the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GridPadding {
+    /// Out-of-range taps read zero.
+    Zeros,
+    /// Coordinates are clamped to the edge, so the edge pixels repeat.
+    Border,
+}
+
+/// The error of an op a backend does not implement yet. New ops get a default method that
+/// returns it, so adding an op never breaks another backend's build.
+pub fn unsupported_op(device: Device, op: &str) -> crate::Error {
+    crate::Error::Backend {
+        device,
+        msg: format!("{op} is not implemented on this device"),
+    }
+}
+
 /// Every op a model needs. Arguments have been validated by the `Tensor` method that
 /// calls it; outputs are new contiguous tensors on the same device.
 pub trait Backend: Send + Sync + Debug {
@@ -190,4 +208,52 @@ pub trait Backend: Send + Sync + Debug {
         mode: ResizeMode,
         align_corners: bool,
     ) -> Result<Tensor>;
+
+    /// `torch.nn.functional.conv_transpose2d` with groups 1, dilation 1 and no output
+    /// padding: `x [n, c, h, w]`, `w [c, o, kh, kw]` (PyTorch's layout) → `[n, o, h', w']`
+    /// with `h' = (h − 1)·stride − 2·padding + kh`.
+    fn conv_transpose2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let _ = (x, w, bias, stride, padding);
+        Err(unsupported_op(self.device(), "conv_transpose2d"))
+    }
+
+    /// `torch.nn.functional.grid_sample` in bilinear mode: `x [n, c, h, w]` sampled at
+    /// `grid [n, ho, wo, 2]` (x then y, normalised to [−1, 1]) → `[n, c, ho, wo]`.
+    fn grid_sample(
+        &self,
+        x: &Tensor,
+        grid: &Tensor,
+        padding: GridPadding,
+        align_corners: bool,
+    ) -> Result<Tensor> {
+        let _ = (x, grid, padding, align_corners);
+        Err(unsupported_op(self.device(), "grid_sample"))
+    }
+
+    /// `torch.nn.PReLU`: `max(x, 0) + weight·min(x, 0)` with one slope per channel (axis 1)
+    /// or a single shared slope (`weight [1]`). The default composes existing ops, so every
+    /// backend has it; the CPU backend fuses it.
+    fn prelu(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        prelu_composed(x, weight)
+    }
+}
+
+/// PReLU from `relu`, `minimum`, `mul` and `add`: the default for backends without a fused one.
+pub fn prelu_composed(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let slope = if x.rank() >= 2 && weight.elem_count() > 1 {
+        let mut dims = vec![1; x.rank()];
+        dims[1] = weight.elem_count();
+        weight.reshape(dims)?
+    } else {
+        weight.clone()
+    };
+    let neg = x.minimum(&Tensor::zeros([1], x.device())?)?;
+    x.relu()?.add(&neg.mul(&slope)?)
 }

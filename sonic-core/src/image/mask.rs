@@ -18,6 +18,18 @@ pub struct FaceBox {
     pub h: f64,
 }
 
+impl FaceBox {
+    /// The box from its corners `(x1, y1)` and `(x2, y2)`.
+    pub fn from_corners(x1: f64, y1: f64, x2: f64, y2: f64) -> Self {
+        FaceBox {
+            x: x1,
+            y: y1,
+            w: x2 - x1,
+            h: y2 - y1,
+        }
+    }
+}
+
 /// The mask as the reference draws it: 255 inside a rectangle `scale` times the box's size,
 /// centred on the box centre, clipped to the `width`×`height` image; 0 elsewhere.
 ///

@@ -4,6 +4,7 @@
 //! Everything here works on 8-bit images on the host, in the reference's order of
 //! operations, so the tensors it hands on match the reference's bit for bit.
 
+mod crop;
 pub(crate) mod fixtures;
 mod load;
 mod mask;
@@ -14,6 +15,7 @@ mod resample;
 #[cfg(test)]
 mod tests;
 
+pub use crop::{crop_box, crop_image, crop_to_face, CropBox, CROP_EXPAND};
 pub use load::{load_image, ImageError, MIN_SIDE};
 pub use mask::{face_mask, face_mask_image, mask_tensor, FaceBox, FACE_MASK_SCALE};
 pub use pixels::{GrayImage, Image, RgbImage};

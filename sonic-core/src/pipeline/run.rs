@@ -328,7 +328,7 @@ fn check_options(opts: &AnimateOptions) -> Result<()> {
     if !(opts.fps.is_finite() && opts.fps > 0.0) {
         return bad("--fps must be a positive number");
     }
-    if !(opts.max_audio_seconds > 0.0) {
+    if opts.max_audio_seconds.is_nan() || opts.max_audio_seconds <= 0.0 {
         return bad("--max-audio-seconds must be positive");
     }
     if opts.short_side.is_some_and(|s| s < 64) {

@@ -1,6 +1,6 @@
 //! Tensor ops: argument and shape checks, then a call into the device's backend.
 
-use crate::backend::{BinaryOp, ConvParams, ResizeMode, UnaryOp};
+use crate::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode, UnaryOp};
 use crate::{Error, Result, Shape, Tensor};
 
 fn same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
@@ -501,5 +501,83 @@ impl Tensor {
         }
         self.backend()
             .resize2d(self, out_h, out_w, mode, align_corners)
+    }
+
+    /// `torch.nn.functional.conv_transpose2d(x, w, bias, stride, padding)` with
+    /// `w [in, out, kh, kw]`; groups 1, no dilation or output padding.
+    pub fn conv_transpose2d(
+        &self,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        same_device("conv_transpose2d", self, w)?;
+        let bad = |msg: String| Err(Error::invalid("conv_transpose2d", msg));
+        if self.rank() != 4 || w.rank() != 4 || w.dims()[0] != self.dims()[1] {
+            return bad(format!(
+                "input {} does not fit weight {} (expected [n, c, h, w] and [c, out, kh, kw])",
+                self.shape(),
+                w.shape()
+            ));
+        }
+        let (h, wi, kh, kw) = (self.dims()[2], self.dims()[3], w.dims()[2], w.dims()[3]);
+        if stride == 0 || h == 0 || wi == 0 || padding >= kh || padding >= kw {
+            return bad(format!(
+                "stride {stride} and padding {padding} do not fit input {} and kernel {kh}x{kw}",
+                self.shape()
+            ));
+        }
+        if (h - 1) * stride + kh <= 2 * padding || (wi - 1) * stride + kw <= 2 * padding {
+            return bad(format!("padding {padding} leaves an empty output"));
+        }
+        check_vector("conv_transpose2d", self, bias, w.dims()[1])?;
+        self.backend()
+            .conv_transpose2d(self, w, bias, stride, padding)
+    }
+
+    /// `torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode, align_corners)`:
+    /// `self [n, c, h, w]`, `grid [n, ho, wo, 2]` holding (x, y) in [−1, 1].
+    pub fn grid_sample(
+        &self,
+        grid: &Tensor,
+        padding: GridPadding,
+        align_corners: bool,
+    ) -> Result<Tensor> {
+        same_device("grid_sample", self, grid)?;
+        let ok = self.rank() == 4
+            && grid.rank() == 4
+            && grid.dims()[0] == self.dims()[0]
+            && grid.dims()[3] == 2;
+        if !ok {
+            return Err(Error::invalid(
+                "grid_sample",
+                format!(
+                    "input {} and grid {} are not [n, c, h, w] and [n, ho, wo, 2]",
+                    self.shape(),
+                    grid.shape()
+                ),
+            ));
+        }
+        self.backend()
+            .grid_sample(self, grid, padding, align_corners)
+    }
+
+    /// `torch.nn.functional.prelu`: one slope per channel of axis 1, or one shared slope.
+    pub fn prelu(&self, weight: &Tensor) -> Result<Tensor> {
+        same_device("prelu", self, weight)?;
+        let channels = if self.rank() >= 2 { self.dims()[1] } else { 1 };
+        let n = weight.elem_count();
+        if weight.rank() != 1 || (n != 1 && n != channels) {
+            return Err(Error::invalid(
+                "prelu",
+                format!(
+                    "weight {} is neither [1] nor [{channels}] for input {}",
+                    weight.shape(),
+                    self.shape()
+                ),
+            ));
+        }
+        self.backend().prelu(self, weight)
     }
 }

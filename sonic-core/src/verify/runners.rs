@@ -24,6 +24,8 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "model.svd-vae-encode" => crate::models::vae::verify_encode_fixture,
         "model.svd-vae-decode" => crate::models::vae::verify_decode_fixture,
         "audio.whisper-log-mel" => crate::audio::verify_log_mel,
+        "model.rife-ifnet" => crate::models::rife::verify_fixture,
+        "op.warp" => crate::models::rife::verify_warp_fixture,
         _ => return None,
     })
 }

@@ -21,6 +21,10 @@ pub struct LoadReport {
     pub missing: Vec<String>,
     pub mismatched: Vec<Mismatch>,
     pub unused: Vec<String>,
+    /// Unread keys the model declares it does not need (moved out of `unused` by
+    /// [`expect_unused`](Self::expect_unused)), e.g. a teacher block kept in a checkpoint.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expected_unused: Vec<String>,
 }
 
 impl LoadReport {
@@ -47,6 +51,7 @@ impl LoadReport {
             missing: access.missing.into_iter().collect(),
             mismatched,
             unused,
+            expected_unused: Vec::new(),
         }
     }
 
@@ -61,6 +66,19 @@ impl LoadReport {
             .map(String::as_str)
             .filter(|k| !expected_unused_prefixes.iter().any(|p| k.starts_with(p)))
             .collect()
+    }
+}
+
+impl LoadReport {
+    /// Moves the unused keys under any of `prefixes` to `expected_unused`.
+    pub fn expect_unused(mut self, prefixes: &[&str]) -> Self {
+        let (expected, rest) = self
+            .unused
+            .into_iter()
+            .partition(|k| prefixes.iter().any(|p| k.starts_with(p)));
+        self.expected_unused.extend::<Vec<String>>(expected);
+        self.unused = rest;
+        self
     }
 }
 
@@ -87,6 +105,7 @@ impl fmt::Display for LoadReport {
             .map(|m| format!("{} (expected {:?}, found {:?})", m.key, m.expected, m.found))
             .collect();
         list(f, "mismatched", &mismatched)?;
-        list(f, "unused", &self.unused)
+        list(f, "unused", &self.unused)?;
+        list(f, "expected unused", &self.expected_unused)
     }
 }

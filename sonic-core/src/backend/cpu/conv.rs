@@ -231,3 +231,88 @@ pub fn conv(
     shape.extend_from_slice(&g.output[3 - (xd.len() - 2)..]);
     (out, shape)
 }
+
+/// The taps of a transposed convolution along one axis that reach output positions of one
+/// phase `r` (`(o + padding) mod stride == r`): kernel offsets `r, r + stride, …`.
+fn phase_taps(kernel: usize, stride: usize, r: usize) -> usize {
+    kernel.saturating_sub(r).div_ceil(stride)
+}
+
+/// A transposed 2d convolution split into `stride²` ordinary ones, one per output phase:
+/// output row `o = stride·m + r − padding` only receives kernel rows `r + stride·t` from input
+/// row `m − t`, which is a stride-1 convolution of the input with those rows, flipped. This
+/// skips the zeros a spread-out input would multiply, and runs through the im2col path
+/// above. `w` is `[c, o, kh, kw]`; the caller has checked `padding < kh, kw`.
+pub fn conv_transpose2d(
+    x: &[f32],
+    xd: &[usize],
+    w: &[f32],
+    wd: &[usize],
+    bias: Option<&[f32]>,
+    stride: usize,
+    padding: usize,
+) -> (Vec<f32>, Vec<usize>) {
+    let (n, c, h, wi) = (xd[0], xd[1], xd[2], xd[3]);
+    let (o, kh, kw) = (wd[1], wd[2], wd[3]);
+    let (oh, ow) = (
+        (h - 1) * stride + kh - 2 * padding,
+        (wi - 1) * stride + kw - 2 * padding,
+    );
+    let mut out = vec![0.0f32; n * o * oh * ow];
+    for (plane, dst) in out.chunks_mut(oh * ow).enumerate() {
+        dst.fill(bias.map_or(0.0, |b| b[plane % o]));
+    }
+    for ry in 0..stride {
+        for rx in 0..stride {
+            let (th, tw) = (phase_taps(kh, stride, ry), phase_taps(kw, stride, rx));
+            if th == 0 || tw == 0 {
+                continue;
+            }
+            // Sub-kernel [o, c, th, tw], flipped so that tap (th − 1 − t) meets input m − t.
+            let mut sub = vec![0.0f32; o * c * th * tw];
+            for ci in 0..c {
+                for oi in 0..o {
+                    let src = &w[(ci * o + oi) * kh * kw..][..kh * kw];
+                    let dst = &mut sub[(oi * c + ci) * th * tw..][..th * tw];
+                    for t in 0..th {
+                        for u in 0..tw {
+                            let (ky, kx) = (ry + stride * t, rx + stride * u);
+                            dst[(th - 1 - t) * tw + (tw - 1 - u)] = src[ky * kw + kx];
+                        }
+                    }
+                }
+            }
+            let p = ConvParams {
+                stride: vec![1, 1],
+                padding: vec![th - 1, tw - 1],
+                dilation: vec![1, 1],
+            };
+            // Rows m = 0 .. h + th − 2 of this phase.
+            let (part, pd) = conv(x, xd, &sub, &[o, c, th, tw], None, &p);
+            let (mh, mw) = (pd[2], pd[3]);
+            let rows: Vec<(usize, usize)> = (0..mh)
+                .filter_map(|m| {
+                    let oy = (stride * m + ry).checked_sub(padding)?;
+                    (oy < oh).then_some((m, oy))
+                })
+                .collect();
+            let cols: Vec<(usize, usize)> = (0..mw)
+                .filter_map(|m| {
+                    let ox = (stride * m + rx).checked_sub(padding)?;
+                    (ox < ow).then_some((m, ox))
+                })
+                .collect();
+            out.par_chunks_mut(oh * ow)
+                .zip(part.par_chunks(mh * mw))
+                .for_each(|(dst, src)| {
+                    for &(m, oy) in &rows {
+                        let (drow, srow) = (&mut dst[oy * ow..][..ow], &src[m * mw..][..mw]);
+                        for &(mx, ox) in &cols {
+                            drow[ox] += srow[mx];
+                        }
+                    }
+                });
+        }
+    }
+    (out, vec![n, o, oh, ow])
+}

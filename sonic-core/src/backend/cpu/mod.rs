@@ -9,11 +9,12 @@ pub(crate) mod math;
 mod matmul;
 mod norm;
 mod resize;
+mod sample;
 mod storage;
 
 pub use storage::{CpuStorage, F32Buf};
 
-use crate::backend::{Backend, BinaryOp, ConvParams, ResizeMode, Storage, UnaryOp};
+use crate::backend::{Backend, BinaryOp, ConvParams, GridPadding, ResizeMode, Storage, UnaryOp};
 use crate::{DType, Device, Error, Result, Shape, Tensor};
 
 #[derive(Debug, Default)]
@@ -284,7 +285,54 @@ impl Backend for CpuBackend {
         );
         tensor(data, shape)
     }
+
+    fn conv_transpose2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let (data, shape) = conv::conv_transpose2d(
+            f32s(x, "conv_transpose2d")?,
+            x.dims(),
+            f32s(w, "conv_transpose2d")?,
+            w.dims(),
+            opt_f32s(bias, "conv_transpose2d")?,
+            stride,
+            padding,
+        );
+        tensor(data, shape)
+    }
+
+    fn grid_sample(
+        &self,
+        x: &Tensor,
+        grid: &Tensor,
+        padding: GridPadding,
+        align_corners: bool,
+    ) -> Result<Tensor> {
+        let (data, shape) = sample::grid_sample(
+            f32s(x, "grid_sample")?,
+            x.dims(),
+            f32s(grid, "grid_sample")?,
+            grid.dims(),
+            padding,
+            align_corners,
+        );
+        tensor(data, shape)
+    }
+
+    fn prelu(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        let channels = if x.rank() >= 2 { x.dims()[1] } else { 1 };
+        let inner: usize = x.dims().iter().skip(2).product();
+        let data = sample::prelu(f32s(x, "prelu")?, channels, inner, f32s(weight, "prelu")?);
+        tensor(data, x.shape())
+    }
 }
 
+#[cfg(test)]
+mod sample_tests;
 #[cfg(test)]
 mod tests;
