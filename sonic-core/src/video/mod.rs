@@ -9,9 +9,11 @@
 //! - [`OutputFormat::Gif`]: an endlessly looping animated GIF;
 //! - [`NullSink`]: counts frames and writes nothing (benchmarks).
 //!
-//! Output is atomic: a sink writes into a hidden temporary next to the target and moves it onto
-//! the target only in [`FrameSink::finish`]. A sink dropped without `finish` (an error, an
-//! interrupt) removes its temporary, so a failed run never leaves a partial file behind.
+//! Output is atomic: a sink writes into a hidden temporary next to the target
+//! (`.<name>.partial-<pid>-<random>`) and moves it onto the target only in
+//! [`FrameSink::finish`]. A sink dropped without `finish` (an error, a panic, a Ctrl-C that the
+//! caller turns into an orderly exit) removes its temporary, so a failed run leaves no partial
+//! output. Only a process killed outright leaves the hidden temporary behind.
 //!
 //! ```no_run
 //! use sonic_core::video::{open_sink, Fps, OutputFormat, VideoSpec};
@@ -48,7 +50,8 @@ use crate::Result;
 /// Receives finished frames in order and writes them out.
 pub trait FrameSink: Send {
     /// Writes the next frame: packed RGB8 rows, `width * height * 3` bytes. A frame of the
-    /// wrong size is an error and leaves the sink usable.
+    /// wrong size is an error and leaves the sink usable; any other failure leaves the output
+    /// unusable, and later calls fail too.
     fn write_frame(&mut self, rgb: &[u8]) -> Result<()>;
 
     /// Flushes the encoders, completes the container, and atomically moves the temporary
