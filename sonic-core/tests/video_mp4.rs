@@ -3,8 +3,9 @@
 //! written. Without ffprobe/ffmpeg on PATH the tests say so and pass, unless
 //! `SONIC_REQUIRE_FFPROBE=1` (as in CI), where a missing tool is a failure.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
 use serde_json::Value;
 use sonic_core::video::{open_sink, AudioTrack, Fps, OutputFormat, SinkSummary, VideoSpec};
@@ -12,6 +13,17 @@ use sonic_core::video::{open_sink, AudioTrack, Fps, OutputFormat, SinkSummary, V
 const WIDTH: u32 = 128;
 const HEIGHT: u32 = 64;
 const SAMPLE_RATE: u32 = 16_000;
+
+/// A scratch directory and a path in it for an MP4 named `name`, when ffprobe and ffmpeg
+/// are there to check it; `None` (after saying why) to skip the test.
+fn scratch(name: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !ffmpeg_available() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    Some((dir, path))
+}
 
 /// True when both tools run; otherwise explains the skip, or fails where they are required.
 fn ffmpeg_available() -> bool {
@@ -59,6 +71,19 @@ fn sine(seconds: f64) -> Vec<f32> {
         .collect()
 }
 
+/// Writes `frames` to a new MP4; also gives the milliseconds each frame took to encode.
+fn encode(path: &Path, spec: VideoSpec, frames: &[Vec<u8>]) -> (SinkSummary, f64) {
+    let mut sink = open_sink(OutputFormat::Mp4, path, spec, false).unwrap();
+    let start = Instant::now();
+    for f in frames {
+        sink.write_frame(f).unwrap();
+    }
+    let summary = sink.finish().unwrap();
+    let ms = start.elapsed().as_secs_f64() * 1000.0 / frames.len() as f64;
+    (summary, ms)
+}
+
+/// `frames` of the moving disc at 12.5 fps with `audio_s` seconds of tone.
 fn write_mp4(path: &Path, frames: u32, audio_s: f64) -> SinkSummary {
     let spec = VideoSpec {
         width: WIDTH,
@@ -69,52 +94,62 @@ fn write_mp4(path: &Path, frames: u32, audio_s: f64) -> SinkSummary {
             sample_rate: SAMPLE_RATE,
         }),
     };
-    let mut sink = open_sink(OutputFormat::Mp4, path, spec, false).unwrap();
-    for k in 0..frames {
-        sink.write_frame(&frame(k)).unwrap();
-    }
-    sink.finish().unwrap()
+    let frames: Vec<Vec<u8>> = (0..frames).map(frame).collect();
+    encode(path, spec, &frames).0
+}
+
+/// Decodes frame `k` with ffmpeg and gives its PSNR against `written`.
+fn frame_psnr(path: &Path, k: usize, written: &[u8]) -> f64 {
+    let select = format!("select=eq(n\\,{k})");
+    let decoded = ffmpeg(
+        path,
+        &[
+            "-vf", &select, "-vframes", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+        ],
+    );
+    psnr(&decoded, written)
+}
+
+/// Runs a tool to success with nothing on stderr (`-v error` keeps it quiet unless something
+/// is wrong); returns stdout.
+fn run_clean(command: &mut Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_format",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let json = run_clean(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_streams",
+                "-show_format",
+                "-of",
+                "json",
+            ])
+            .arg(path),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&json).unwrap()
 }
 
 fn seconds(v: &Value) -> f64 {
     v.as_str().and_then(|s| s.parse().ok()).unwrap()
 }
 
-/// Runs ffmpeg with `args` after the input, failing on any error output; returns stdout.
+/// Runs ffmpeg on `path` with `args` after the input; returns stdout.
 fn ffmpeg(path: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    run_clean(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(args),
+    )
 }
 
 fn psnr(a: &[u8], b: &[u8]) -> f64 {
@@ -130,11 +165,9 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 
 #[test]
 fn mp4_has_h264_and_aac_with_matching_durations_and_decodes_to_what_was_written() {
-    if !ffmpeg_available() {
+    let Some((_dir, path)) = scratch("talk.mp4") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("talk.mp4");
+    };
     let summary = write_mp4(&path, 25, 2.0);
     assert_eq!(summary.frames, 25);
     assert!(summary.has_audio);
@@ -163,7 +196,10 @@ fn mp4_has_h264_and_aac_with_matching_durations_and_decodes_to_what_was_written(
     let format_s = seconds(&probe["format"]["duration"]);
     let audio_s = seconds(&audio["duration"]);
     let video_s = seconds(&video["duration"]);
-    eprintln!("durations: format {format_s} s, audio {audio_s} s, video {video_s} s");
+    eprintln!(
+        "ffprobe durations: format {}, audio {}, video {}",
+        probe["format"]["duration"], audio["duration"], video["duration"]
+    );
     assert!((audio_s - 2.0).abs() < 0.01, "audio {audio_s}");
     assert!((video_s - 2.0).abs() < 0.01, "video {video_s}");
     assert!(
@@ -171,15 +207,8 @@ fn mp4_has_h264_and_aac_with_matching_durations_and_decodes_to_what_was_written(
         "format {format_s} vs audio {audio_s}"
     );
 
-    for k in [0u32, 7, 12, 24] {
-        let select = format!("select=eq(n\\,{k})");
-        let decoded = ffmpeg(
-            &path,
-            &[
-                "-vf", &select, "-vframes", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-            ],
-        );
-        let db = psnr(&decoded, &frame(k));
+    for k in [0, 7, 12, 24] {
+        let db = frame_psnr(&path, k as usize, &frame(k));
         eprintln!("frame {k}: PSNR {db:.2} dB");
         assert!(db >= 35.0, "frame {k}: PSNR {db:.2} dB");
     }
@@ -212,16 +241,15 @@ fn mp4_has_h264_and_aac_with_matching_durations_and_decodes_to_what_was_written(
 
 #[test]
 fn mp4_duration_is_the_longer_track() {
-    if !ffmpeg_available() {
+    let Some((_dir, path)) = scratch("long_audio.mp4") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("long_audio.mp4");
+    };
     // 1.2 s of video against 3 s of audio.
     let summary = write_mp4(&path, 15, 3.0);
     assert!((summary.duration_s - 3.0).abs() < 1e-9);
     let probe = ffprobe(&path);
     let format_s = seconds(&probe["format"]["duration"]);
+    eprintln!("ffprobe format duration with 1.2 s video, 3 s audio: {format_s}");
     assert!((format_s - 3.0).abs() <= 0.08, "format {format_s}");
 }
 
@@ -250,37 +278,22 @@ fn detailed_frame(w: u32, h: u32, k: u32) -> Vec<u8> {
 
 #[test]
 fn mp4_keeps_detailed_512_frames_above_35_db() {
-    if !ffmpeg_available() {
+    let Some((_dir, path)) = scratch("detailed.mp4") else {
         return;
-    }
-    let (w, h, n) = (512, 512, 20);
-    let frames: Vec<Vec<u8>> = (0..n).map(|k| detailed_frame(w, h, k)).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("detailed.mp4");
+    };
+    let (w, h) = (512, 512);
+    let frames: Vec<Vec<u8>> = (0..20).map(|k| detailed_frame(w, h, k)).collect();
     let spec = VideoSpec {
         width: w,
         height: h,
         fps: Fps::new(25, 2).unwrap(),
         audio: None,
     };
-    let mut sink = open_sink(OutputFormat::Mp4, &path, spec, false).unwrap();
-    let start = std::time::Instant::now();
-    for f in &frames {
-        sink.write_frame(f).unwrap();
-    }
-    let summary = sink.finish().unwrap();
-    let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let (summary, ms) = encode(&path, spec, &frames);
     let kbps = summary.bytes as f64 * 8.0 / summary.duration_s / 1000.0;
     eprintln!("512x512: {ms:.1} ms/frame encoded, {kbps:.0} kbit/s");
     for k in [0, 9, 19] {
-        let select = format!("select=eq(n\\,{k})");
-        let decoded = ffmpeg(
-            &path,
-            &[
-                "-vf", &select, "-vframes", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
-            ],
-        );
-        let db = psnr(&decoded, &frames[k as usize]);
+        let db = frame_psnr(&path, k, &frames[k]);
         eprintln!("512x512 frame {k}: PSNR {db:.2} dB");
         assert!(db >= 35.0, "frame {k}: PSNR {db:.2} dB");
     }

@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use ::image::{DynamicImage, ImageError as DecodeError, ImageReader};
+use ::image::{DynamicImage, ImageError as DecodeError, ImageFormat, ImageReader};
 
 use super::pixels::RgbImage;
 use crate::{Error, Result};
@@ -60,6 +60,15 @@ pub fn load_image(path: &Path) -> Result<RgbImage> {
     let Some(format) = reader.format() else {
         return Err(ImageError::UnknownFormat { path: file() }.into());
     };
+    // GIF decoding is compiled in only so the video module's GIF output can be read back;
+    // portraits stay in the formats the messages above list.
+    if format == ImageFormat::Gif {
+        return Err(ImageError::UnsupportedFormat {
+            path: file(),
+            format: format!("{format:?}"),
+        }
+        .into());
+    }
     let decoded = reader.decode().map_err(|e| match e {
         DecodeError::Unsupported(_) => ImageError::UnsupportedFormat {
             path: file(),

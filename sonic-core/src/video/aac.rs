@@ -26,8 +26,8 @@ pub(super) struct AacInfo {
     pub max_frame_bytes: u32,
 }
 
-/// Mono bitrate: 4 bits per input sample, capped at 96 kbit/s: transparent for speech and
-/// singing, and within what FDK accepts at every AAC rate.
+/// Mono bitrate: 4 bits per input sample, capped at 96 kbit/s: ample for speech and singing,
+/// and within what FDK accepts at every rate the sink takes.
 fn bitrate(sample_rate: u32) -> u32 {
     (sample_rate * 4).min(96_000)
 }
@@ -61,19 +61,23 @@ pub(super) fn encode(
     let needed = audio.samples.len() as u64 + u64::from(delay);
     let mut frames = 0u64;
     let mut max_frame_bytes = 0usize;
-    let pcm: Vec<i16> = audio.samples.iter().map(|&s| to_i16(s)).collect();
-    let silence = [0i16; FRAME_LEN];
     // Real samples, then silence until the last real sample is inside an emitted frame; the
     // bound only guards against an encoder that never emits.
     let max_silence = delay as usize / FRAME_LEN + 4;
-    let chunks = pcm
+    let silence = [0.0f32; FRAME_LEN];
+    let chunks = audio
+        .samples
         .chunks(FRAME_LEN)
         .chain(std::iter::repeat_n(&silence[..], max_silence));
+    let mut pcm = [0i16; FRAME_LEN];
     for chunk in chunks {
         if frames * FRAME_LEN as u64 >= needed {
             break;
         }
-        let mut rest = chunk;
+        for (p, &s) in pcm.iter_mut().zip(chunk) {
+            *p = to_i16(s);
+        }
+        let mut rest = &pcm[..chunk.len()];
         while !rest.is_empty() {
             let step = encoder
                 .encode(rest, &mut out)
@@ -129,6 +133,19 @@ mod tests {
         AudioTrack {
             samples,
             sample_rate,
+        }
+    }
+
+    #[test]
+    fn every_accepted_rate_encodes() {
+        for rate in crate::video::spec::AAC_SAMPLE_RATES {
+            let mut frames = 0;
+            let info = encode(&sine(rate, 0.1, 440.0), Path::new("t.mp4"), |_| {
+                frames += 1;
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{rate} Hz: {e}"));
+            assert!(frames > 0 && info.delay > 0, "{rate} Hz");
         }
     }
 

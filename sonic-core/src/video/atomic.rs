@@ -219,11 +219,17 @@ mod tests {
         names
     }
 
-    #[test]
-    fn temp_file_is_hidden_and_removed_unless_committed() {
+    /// A fresh directory and a checked file target `out.mp4` in it.
+    fn file_target() -> (tempfile::TempDir, PathBuf, Target) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.mp4");
         let target = Target::check(&path, false, Kind::File).unwrap();
+        (dir, path, target)
+    }
+
+    #[test]
+    fn temp_file_is_hidden_and_removed_unless_committed() {
+        let (dir, path, target) = file_target();
         let (_file, temp) = target.temp_file().unwrap();
         let name = temp.file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with(".out.mp4.partial-"), "{name}");
@@ -256,9 +262,7 @@ mod tests {
 
     #[test]
     fn output_that_appears_meanwhile_is_not_clobbered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.mp4");
-        let target = Target::check(&path, false, Kind::File).unwrap();
+        let (dir, path, target) = file_target();
         let (file, temp) = target.temp_file().unwrap();
         fs::write(&path, b"someone else's").unwrap();
         let err = target.commit_file(file, temp).unwrap_err();

@@ -13,7 +13,7 @@ use ::gif::{Encoder, Frame, Repeat};
 use tempfile::TempPath;
 
 use super::atomic::{Kind, Target};
-use super::{check_frame, Fps, FrameSink, SinkSummary, VideoSpec};
+use super::{check_frame, commit_file_output, Fps, FrameSink, Progress, SinkSummary, VideoSpec};
 use crate::{Error, Result};
 
 /// The palette is learnt (NeuQuant) from every `speed`-th pixel: 1 is slowest, 30 fastest.
@@ -29,7 +29,7 @@ pub(super) struct GifSink {
     temp: TempPath,
     encoder: Encoder<BufWriter<File>>,
     spec: VideoSpec,
-    frames: u64,
+    progress: Progress,
 }
 
 /// Display time of frame `index` in GIF's centiseconds. Each frame ends at its exact time
@@ -57,7 +57,7 @@ impl GifSink {
             temp,
             encoder,
             spec,
-            frames: 0,
+            progress: Progress::default(),
         })
     }
 }
@@ -76,43 +76,31 @@ fn gif_error(path: &Path, e: ::gif::EncodingError) -> Error {
 impl FrameSink for GifSink {
     fn write_frame(&mut self, rgb: &[u8]) -> Result<()> {
         check_frame(rgb, self.spec.width, self.spec.height)?;
+        self.progress.begin(&self.target.path)?;
         let (w, h) = (self.spec.width as u16, self.spec.height as u16);
         let speed = quantize_speed(self.spec.width, self.spec.height);
         let mut frame = Frame::from_rgb_speed(w, h, rgb, speed);
-        frame.delay = delay_cs(self.spec.fps, self.frames);
-        self.encoder
+        frame.delay = delay_cs(self.spec.fps, self.progress.frames);
+        let result = self
+            .encoder
             .write_frame(&frame)
-            .map_err(|e| gif_error(&self.target.path, e))?;
-        self.frames += 1;
-        Ok(())
+            .map_err(|e| gif_error(&self.target.path, e));
+        self.progress.end(result)
     }
 
     fn finish(self: Box<Self>) -> Result<SinkSummary> {
-        let GifSink {
-            target,
-            temp,
-            encoder,
-            spec,
-            frames,
-        } = *self;
-        let path = &target.path;
-        if frames == 0 {
-            return Err(Error::file(path, "no frames were written; nothing to save"));
-        }
-        let file = encoder
+        let sink = *self;
+        let path = &sink.target.path;
+        let frames = sink.progress.finished(path)?;
+        // The `gif` encoder writes the trailer here; the buffer's flush follows.
+        let file = sink
+            .encoder
             .into_inner()
             .map_err(|e| gif_error(path, e))?
             .into_inner()
             .map_err(|e| Error::io(path, e.into_error()))?;
-        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        target.commit_file(file, temp)?;
-        Ok(SinkSummary {
-            path: Some(target.path.clone()),
-            frames,
-            bytes,
-            duration_s: spec.fps.duration_s(frames),
-            has_audio: false,
-        })
+        let duration_s = sink.spec.fps.duration_s(frames);
+        commit_file_output(&sink.target, file, sink.temp, frames, duration_s, false)
     }
 }
 
@@ -122,7 +110,7 @@ mod tests {
     use image::AnimationDecoder;
 
     use super::*;
-    use crate::video::{open_sink, test_frame, OutputFormat};
+    use crate::video::{test_frame, write_test_output, OutputFormat};
 
     #[test]
     fn delays_follow_the_frame_rate_without_drift() {
@@ -147,17 +135,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("anim.gif");
         let (w, h) = (97, 49);
-        let spec = VideoSpec {
-            width: w,
-            height: h,
-            fps: Fps::new(25, 2).unwrap(),
-            audio: None,
-        };
-        let mut sink = open_sink(OutputFormat::Gif, &path, spec, false).unwrap();
-        for k in 0..5 {
-            sink.write_frame(&test_frame(w, h, k)).unwrap();
-        }
-        let summary = sink.finish().unwrap();
+        let summary = write_test_output(OutputFormat::Gif, &path, w, h, 5);
         assert_eq!(summary.frames, 5);
         assert!((summary.duration_s - 0.4).abs() < 1e-12);
         assert_eq!(summary.bytes, std::fs::metadata(&path).unwrap().len());

@@ -48,6 +48,7 @@ impl H264Encoder {
         let bitrate = (pixels_per_s * BITS_PER_PIXEL).clamp(100_000.0, 50_000_000.0) as u32;
         let gop = (fps.as_f64() * KEYFRAME_INTERVAL_S).round().max(1.0) as u32;
         let config = EncoderConfig::new()
+            // The bundled OpenH264 rejects the non-real-time camera usage.
             .usage_type(UsageType::CameraVideoRealTime)
             .rate_control_mode(RateControlMode::Bufferbased)
             .bitrate(BitRate::from_bps(bitrate))
@@ -55,7 +56,7 @@ impl H264Encoder {
             .qp(QpRange::new(QP_RANGE.0, QP_RANGE.1))
             .complexity(Complexity::High)
             .intra_frame_period(IntraFramePeriod::from_num_frames(gop))
-            // Every frame must come out: the MP4 timing assumes one sample per input frame.
+            // Every frame should come out; a skipped one would stutter (it is shown longer).
             .skip_frames(false)
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             // One thread keeps the output bytes deterministic.

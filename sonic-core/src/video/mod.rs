@@ -9,9 +9,11 @@
 //! - [`OutputFormat::Gif`]: an endlessly looping animated GIF;
 //! - [`NullSink`]: counts frames and writes nothing (benchmarks).
 //!
-//! Output is atomic: a sink writes into a hidden temporary next to the target and moves it onto
-//! the target only in [`FrameSink::finish`]. A sink dropped without `finish` (an error, an
-//! interrupt) removes its temporary, so a failed run never leaves a partial file behind.
+//! Output is atomic: a sink writes into a hidden temporary next to the target
+//! (`.<name>.partial-<pid>-<random>`) and moves it onto the target only in
+//! [`FrameSink::finish`]. A sink dropped without `finish` (an error, a panic, a Ctrl-C that the
+//! caller turns into an orderly exit) removes its temporary, so a failed run leaves no partial
+//! output. Only a process killed outright leaves the hidden temporary behind.
 //!
 //! ```no_run
 //! use sonic_core::video::{open_sink, Fps, OutputFormat, VideoSpec};
@@ -35,7 +37,10 @@ mod png;
 mod spec;
 mod yuv;
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+use tempfile::TempPath;
 
 pub use null::NullSink;
 pub use spec::{AudioTrack, Fps, OutputFormat, VideoSpec};
@@ -45,7 +50,8 @@ use crate::Result;
 /// Receives finished frames in order and writes them out.
 pub trait FrameSink: Send {
     /// Writes the next frame: packed RGB8 rows, `width * height * 3` bytes. A frame of the
-    /// wrong size is an error and leaves the sink usable.
+    /// wrong size is an error and leaves the sink usable; any other failure leaves the output
+    /// unusable, and later calls fail too.
     fn write_frame(&mut self, rgb: &[u8]) -> Result<()>;
 
     /// Flushes the encoders, completes the container, and atomically moves the temporary
@@ -86,6 +92,75 @@ pub fn open_sink(
     })
 }
 
+/// Frames written so far, and whether a write failed part-way through. After such a failure
+/// the output may be corrupt, so the sink refuses further frames and `finish`, and its
+/// temporary goes when the sink is dropped.
+#[derive(Debug, Default)]
+struct Progress {
+    frames: u64,
+    poisoned: bool,
+}
+
+impl Progress {
+    /// Before writing a frame: refuses if an earlier write failed.
+    fn begin(&self, path: &Path) -> Result<()> {
+        if self.poisoned {
+            Err(crate::Error::file(
+                path,
+                "an earlier write failed; the output is discarded",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// After writing a frame: counts it, or remembers the failure.
+    fn end(&mut self, result: Result<()>) -> Result<()> {
+        match result {
+            Ok(()) => self.frames += 1,
+            Err(_) => self.poisoned = true,
+        }
+        result
+    }
+
+    /// At `finish`: the frame count, if the output is whole and not empty.
+    fn finished(&self, path: &Path) -> Result<u64> {
+        self.begin(path)?;
+        if self.frames == 0 {
+            return Err(no_frames(path));
+        }
+        Ok(self.frames)
+    }
+}
+
+/// A sink that got no frames has nothing worth saving; its temporary is dropped.
+fn no_frames(path: &Path) -> crate::Error {
+    crate::Error::file(path, "no frames were written; nothing to save")
+}
+
+/// Moves a complete single-file output into place and describes it.
+fn commit_file_output(
+    target: &atomic::Target,
+    file: File,
+    temp: TempPath,
+    frames: u64,
+    duration_s: f64,
+    has_audio: bool,
+) -> Result<SinkSummary> {
+    let bytes = file
+        .metadata()
+        .map_err(|e| crate::Error::io(&target.path, e))?
+        .len();
+    target.commit_file(file, temp)?;
+    Ok(SinkSummary {
+        path: Some(target.path.clone()),
+        frames,
+        bytes,
+        duration_s,
+        has_audio,
+    })
+}
+
 /// Checks a frame's byte length against the spec.
 fn check_frame(rgb: &[u8], width: u32, height: u32) -> Result<()> {
     let expected = width as usize * height as usize * 3;
@@ -120,6 +195,33 @@ pub(crate) fn test_frame(width: u32, height: u32, index: u32) -> Vec<u8> {
     rgb
 }
 
+/// A silent 12.5 fps spec, as the pipeline writes.
+#[cfg(test)]
+pub(crate) fn test_spec(width: u32, height: u32) -> VideoSpec {
+    VideoSpec {
+        width,
+        height,
+        fps: Fps::new(25, 2).unwrap(),
+        audio: None,
+    }
+}
+
+/// Writes `frames` test frames to a new output and finishes it.
+#[cfg(test)]
+pub(crate) fn write_test_output(
+    format: OutputFormat,
+    path: &Path,
+    width: u32,
+    height: u32,
+    frames: u32,
+) -> SinkSummary {
+    let mut sink = open_sink(format, path, test_spec(width, height), false).unwrap();
+    for k in 0..frames {
+        sink.write_frame(&test_frame(width, height, k)).unwrap();
+    }
+    sink.finish().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,13 +236,14 @@ mod tests {
         names
     }
 
-    fn spec(width: u32, height: u32) -> VideoSpec {
-        VideoSpec {
-            width,
-            height,
-            fps: Fps::new(25, 2).unwrap(),
-            audio: None,
-        }
+    use test_spec as spec;
+
+    /// The message of the error `open_sink` gives.
+    fn open_error(format: OutputFormat, path: &Path, spec: VideoSpec) -> String {
+        open_sink(format, path, spec, false)
+            .err()
+            .unwrap()
+            .to_string()
     }
 
     const FORMATS: [(OutputFormat, &str); 3] = [
@@ -197,24 +300,14 @@ mod tests {
     #[test]
     fn bad_specs_and_paths_fail_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let err = open_sink(
-            OutputFormat::Mp4,
-            &dir.path().join("a.mp4"),
-            spec(63, 32),
-            false,
-        )
-        .err()
-        .unwrap()
-        .to_string();
+        let odd = dir.path().join("a.mp4");
+        let err = open_error(OutputFormat::Mp4, &odd, spec(63, 32));
         assert!(
             err.contains("even width and height") && err.contains("63x32"),
             "{err}"
         );
         let missing = dir.path().join("missing").join("a.gif");
-        let err = open_sink(OutputFormat::Gif, &missing, spec(64, 32), false)
-            .err()
-            .unwrap()
-            .to_string();
+        let err = open_error(OutputFormat::Gif, &missing, spec(64, 32));
         assert!(
             err.contains("missing") && err.contains("does not exist"),
             "{err}"
@@ -253,6 +346,43 @@ mod tests {
             assert!(sink.write_frame(&[0; 10]).is_err());
             sink.write_frame(&test_frame(64, 32, 0)).unwrap();
             assert_eq!(sink.finish().unwrap().frames, 1);
+        }
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_sink() {
+        let mut progress = Progress::default();
+        let path = Path::new("out.mp4");
+        assert!(progress.finished(path).is_err());
+        progress.begin(path).unwrap();
+        progress.end(Ok(())).unwrap();
+        assert_eq!(progress.finished(path).unwrap(), 1);
+        let failed = Err(crate::Error::invalid("test", "disk full"));
+        assert!(progress.end(failed).is_err());
+        let err = progress.begin(path).unwrap_err().to_string();
+        assert!(
+            err.contains("out.mp4") && err.contains("earlier write failed"),
+            "{err}"
+        );
+        assert!(progress.finished(path).is_err());
+    }
+
+    #[test]
+    fn the_same_frames_give_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        for (format, name) in FORMATS {
+            let outputs: Vec<PathBuf> = ["a", "b"]
+                .iter()
+                .map(|run| dir.path().join(format!("{run}-{name}")))
+                .collect();
+            for path in &outputs {
+                write_test_output(format, path, 64, 32, 4);
+            }
+            let read = |p: &Path| match format {
+                OutputFormat::Png => std::fs::read(p.join("frame_000003.png")).unwrap(),
+                _ => std::fs::read(p).unwrap(),
+            };
+            assert!(read(&outputs[0]) == read(&outputs[1]), "{format}");
         }
     }
 

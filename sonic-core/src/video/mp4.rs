@@ -11,7 +11,9 @@ use super::aac;
 use super::atomic::{Kind, Target};
 use super::h264::H264Encoder;
 use super::mp4mux::{Edit, Mp4Writer, SampleEntry, TrackId};
-use super::{check_frame, FrameSink, SinkSummary, VideoSpec};
+use super::{
+    check_frame, commit_file_output, no_frames, FrameSink, Progress, SinkSummary, VideoSpec,
+};
 use crate::{Error, Result};
 
 pub(super) struct Mp4Sink {
@@ -23,7 +25,7 @@ pub(super) struct Mp4Sink {
     frame_ticks: u32,
     encoder: H264Encoder,
     spec: VideoSpec,
-    frames: u64,
+    progress: Progress,
 }
 
 /// The video track's timescale and frame duration: the frame rate's fraction scaled up to at
@@ -54,12 +56,34 @@ impl Mp4Sink {
             frame_ticks,
             encoder,
             spec,
-            frames: 0,
+            progress: Progress::default(),
         })
     }
 
     fn io_error(&self, e: io::Error) -> Error {
         Error::io(&self.target.path, e)
+    }
+
+    fn encode_frame(&mut self, rgb: &[u8]) -> Result<()> {
+        let path = &self.target.path;
+        match self
+            .encoder
+            .encode(rgb)
+            .map_err(|msg| codec_error(path, "H.264", msg))?
+        {
+            Some(sample) => self
+                .mux
+                .write_sample(self.video, &sample.data, self.frame_ticks, sample.sync)
+                .map_err(|e| self.io_error(e)),
+            // A dropped frame shows the previous picture for longer, keeping later frames
+            // on time.
+            None if self.mux.extend_last(self.video, self.frame_ticks) => Ok(()),
+            None => Err(codec_error(
+                path,
+                "H.264",
+                "the encoder produced no picture for the first frame".into(),
+            )),
+        }
     }
 }
 
@@ -74,30 +98,9 @@ fn codec_error(path: &Path, codec: &'static str, msg: String) -> Error {
 impl FrameSink for Mp4Sink {
     fn write_frame(&mut self, rgb: &[u8]) -> Result<()> {
         check_frame(rgb, self.spec.width, self.spec.height)?;
-        let path = &self.target.path;
-        match self
-            .encoder
-            .encode(rgb)
-            .map_err(|msg| codec_error(path, "H.264", msg))?
-        {
-            Some(sample) => self
-                .mux
-                .write_sample(self.video, &sample.data, self.frame_ticks, sample.sync)
-                .map_err(|e| self.io_error(e))?,
-            // A dropped frame shows the previous picture for longer, keeping later frames
-            // on time.
-            None => {
-                if !self.mux.extend_last(self.video, self.frame_ticks) {
-                    return Err(codec_error(
-                        path,
-                        "H.264",
-                        "the encoder produced no picture for the first frame".into(),
-                    ));
-                }
-            }
-        }
-        self.frames += 1;
-        Ok(())
+        self.progress.begin(&self.target.path)?;
+        let result = self.encode_frame(rgb);
+        self.progress.end(result)
     }
 
     fn finish(self: Box<Self>) -> Result<SinkSummary> {
@@ -108,14 +111,13 @@ impl FrameSink for Mp4Sink {
             video,
             encoder,
             spec,
-            frames,
+            progress,
             ..
         } = *self;
         let path = &target.path;
+        let frames = progress.finished(path)?;
         let io_error = |e| Error::io(path, e);
-        let (sps, pps) = encoder
-            .parameter_sets()
-            .ok_or_else(|| Error::file(path, "no frames were written; nothing to save"))?;
+        let (sps, pps) = encoder.parameter_sets().ok_or_else(|| no_frames(path))?;
         mux.set_entry(
             video,
             SampleEntry::Avc {
@@ -158,15 +160,7 @@ impl FrameSink for Mp4Sink {
             .finish()
             .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
             .map_err(io_error)?;
-        let bytes = file.metadata().map_err(io_error)?.len();
-        target.commit_file(file, temp)?;
-        Ok(SinkSummary {
-            path: Some(target.path.clone()),
-            frames,
-            bytes,
-            duration_s,
-            has_audio: audio.is_some(),
-        })
+        commit_file_output(&target, file, temp, frames, duration_s, audio.is_some())
     }
 }
 

@@ -248,23 +248,26 @@ fn time_version(durations: &[u64]) -> u8 {
     u8::from(durations.iter().any(|&d| d > u64::from(u32::MAX)))
 }
 
-/// Creation and modification times (zero: reproducible output), timescale, duration.
-fn put_times(b: &mut Vec<u8>, version: u8, timescale: Option<u32>, duration: u64) {
+/// A time field: 64 bits in version 1 boxes, 32 in version 0.
+fn put_time(b: &mut Vec<u8>, version: u8, value: u64) {
     if version == 1 {
-        put_u64(b, 0);
-        put_u64(b, 0);
+        put_u64(b, value);
     } else {
-        put_u32(b, 0);
-        put_u32(b, 0);
+        put_u32(b, value as u32);
     }
-    if let Some(timescale) = timescale {
-        put_u32(b, timescale);
-    }
-    if version == 1 {
-        put_u64(b, duration);
-    } else {
-        put_u32(b, duration as u32);
-    }
+}
+
+/// Creation and modification times: zero, so the same input gives the same bytes.
+fn put_creation_times(b: &mut Vec<u8>, version: u8) {
+    put_time(b, version, 0);
+    put_time(b, version, 0);
+}
+
+/// The `mvhd` and `mdhd` head: times, timescale, duration.
+fn put_times(b: &mut Vec<u8>, version: u8, timescale: u32, duration: u64) {
+    put_creation_times(b, version);
+    put_u32(b, timescale);
+    put_time(b, version, duration);
 }
 
 fn put_matrix(b: &mut Vec<u8>) {
@@ -276,7 +279,7 @@ fn put_matrix(b: &mut Vec<u8>) {
 fn put_mvhd(b: &mut Vec<u8>, duration: u64, next_track_id: u32) {
     let version = time_version(&[duration]);
     put_full_box(b, b"mvhd", version, 0, |b| {
-        put_times(b, version, Some(MOVIE_TIMESCALE), duration);
+        put_times(b, version, MOVIE_TIMESCALE, duration);
         put_u32(b, 0x0001_0000); // rate 1.0
         put_u16(b, 0x0100); // volume 1.0
         b.extend_from_slice(&[0; 10]);
@@ -293,20 +296,10 @@ fn put_trak(b: &mut Vec<u8>, track: &Track, entry: &SampleEntry, track_id: u32) 
         let version = time_version(&[duration]);
         // Flags: enabled, in movie.
         put_full_box(b, b"tkhd", version, 3, |b| {
-            if version == 1 {
-                put_u64(b, 0);
-                put_u64(b, 0);
-            } else {
-                put_u32(b, 0);
-                put_u32(b, 0);
-            }
+            put_creation_times(b, version);
             put_u32(b, track_id);
             put_u32(b, 0);
-            if version == 1 {
-                put_u64(b, duration);
-            } else {
-                put_u32(b, duration as u32);
-            }
+            put_time(b, version, duration);
             b.extend_from_slice(&[0; 8]);
             put_u16(b, 0); // layer
             put_u16(b, 0); // alternate group
@@ -332,13 +325,8 @@ fn put_edts(b: &mut Vec<u8>, segment_duration: u64, media_time: u64) {
     put_box(b, b"edts", |b| {
         put_full_box(b, b"elst", version, 0, |b| {
             put_u32(b, 1);
-            if version == 1 {
-                put_u64(b, segment_duration);
-                put_u64(b, media_time);
-            } else {
-                put_u32(b, segment_duration as u32);
-                put_u32(b, media_time as u32);
-            }
+            put_time(b, version, segment_duration);
+            put_time(b, version, media_time);
             put_u32(b, 0x0001_0000); // rate 1.0
         });
     });
@@ -348,7 +336,7 @@ fn put_mdia(b: &mut Vec<u8>, track: &Track, entry: &SampleEntry, is_video: bool)
     let duration = track.media_duration();
     let version = time_version(&[duration]);
     put_full_box(b, b"mdhd", version, 0, |b| {
-        put_times(b, version, Some(track.timescale), duration);
+        put_times(b, version, track.timescale, duration);
         put_u16(b, 0x55c4); // language "und"
         put_u16(b, 0);
     });

@@ -10,14 +10,14 @@ use image::{ExtendedColorType, ImageEncoder};
 use tempfile::TempDir;
 
 use super::atomic::{Kind, Target};
-use super::{check_frame, FrameSink, SinkSummary, VideoSpec};
+use super::{check_frame, FrameSink, Progress, SinkSummary, VideoSpec};
 use crate::{Error, Result};
 
 pub(super) struct PngSink {
     target: Target,
     dir: TempDir,
     spec: VideoSpec,
-    frames: u64,
+    progress: Progress,
     bytes: u64,
 }
 
@@ -35,7 +35,7 @@ impl PngSink {
             target,
             dir,
             spec,
-            frames: 0,
+            progress: Progress::default(),
             bytes: 0,
         })
     }
@@ -45,7 +45,28 @@ impl FrameSink for PngSink {
     fn write_frame(&mut self, rgb: &[u8]) -> Result<()> {
         let (w, h) = (self.spec.width, self.spec.height);
         check_frame(rgb, w, h)?;
-        let path = self.dir.path().join(frame_name(self.frames));
+        self.progress.begin(&self.target.path)?;
+        let result = self.write_png(rgb);
+        self.progress.end(result)
+    }
+
+    fn finish(self: Box<Self>) -> Result<SinkSummary> {
+        let frames = self.progress.finished(&self.target.path)?;
+        self.target.commit_dir(self.dir)?;
+        Ok(SinkSummary {
+            path: Some(self.target.path.clone()),
+            frames,
+            bytes: self.bytes,
+            duration_s: self.spec.fps.duration_s(frames),
+            has_audio: false,
+        })
+    }
+}
+
+impl PngSink {
+    fn write_png(&mut self, rgb: &[u8]) -> Result<()> {
+        let (w, h) = (self.spec.width, self.spec.height);
+        let path = self.dir.path().join(frame_name(self.progress.frames));
         let io_error = |e| Error::io(&self.target.path, e);
         let mut out = BufWriter::new(File::create(&path).map_err(io_error)?);
         PngEncoder::new(&mut out)
@@ -57,25 +78,7 @@ impl FrameSink for PngSink {
             })?;
         let file = out.into_inner().map_err(|e| io_error(e.into_error()))?;
         self.bytes += file.metadata().map_err(io_error)?.len();
-        self.frames += 1;
         Ok(())
-    }
-
-    fn finish(self: Box<Self>) -> Result<SinkSummary> {
-        if self.frames == 0 {
-            return Err(Error::file(
-                &self.target.path,
-                "no frames were written; nothing to save",
-            ));
-        }
-        self.target.commit_dir(self.dir)?;
-        Ok(SinkSummary {
-            path: Some(self.target.path.clone()),
-            frames: self.frames,
-            bytes: self.bytes,
-            duration_s: self.spec.fps.duration_s(self.frames),
-            has_audio: false,
-        })
     }
 }
 
@@ -83,24 +86,14 @@ impl FrameSink for PngSink {
 mod tests {
     use super::*;
     use crate::video::tests::listing;
-    use crate::video::{open_sink, test_frame, Fps, OutputFormat};
+    use crate::video::{test_frame, write_test_output, OutputFormat};
 
     #[test]
     fn frames_read_back_exactly_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("frames");
         let (w, h) = (21, 10);
-        let spec = VideoSpec {
-            width: w,
-            height: h,
-            fps: Fps::new(25, 1).unwrap(),
-            audio: None,
-        };
-        let mut sink = open_sink(OutputFormat::Png, &path, spec, false).unwrap();
-        for k in 0..3 {
-            sink.write_frame(&test_frame(w, h, k)).unwrap();
-        }
-        let summary = sink.finish().unwrap();
+        let summary = write_test_output(OutputFormat::Png, &path, w, h, 3);
         assert_eq!(summary.frames, 3);
         assert_eq!(listing(dir.path()), ["frames"]);
         assert_eq!(

@@ -313,14 +313,7 @@ mod tests {
         assert!(err.contains("no extension"), "{err}");
     }
 
-    fn spec(width: u32, height: u32) -> VideoSpec {
-        VideoSpec {
-            width,
-            height,
-            fps: Fps::new(25, 2).unwrap(),
-            audio: None,
-        }
-    }
+    use crate::video::test_spec as spec;
 
     #[test]
     fn mp4_needs_even_sizes_and_an_aac_rate() {
