@@ -107,6 +107,11 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
     assert!(out.status.success(), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["frames"], 6);
+    // The demo model carries RIFE, so the video is interpolated to 25 fps by default.
+    assert_eq!(
+        (v["output_frames"].as_u64(), v["fps"].as_f64()),
+        (Some(11), Some(25.0))
+    );
     assert_eq!(v["seed"], 1);
     assert_eq!(v["trained"], false);
     assert_eq!(v["components"]["model"]["kind"], "demo");
@@ -126,7 +131,15 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
     assert!(case.animate(&["-o", &gif, "-q"]).status.success());
     let frames = case.s("frames");
     assert!(case
-        .animate(&["-o", &frames, "--format", "png", "-q"])
+        .animate(&[
+            "-o",
+            &frames,
+            "--format",
+            "png",
+            "--interpolate",
+            "none",
+            "-q"
+        ])
         .status
         .success());
     assert_eq!(std::fs::read_dir(case.path("frames")).unwrap().count(), 6);
@@ -301,7 +314,15 @@ fn a_c_plugin_sampler_runs_the_pipeline_like_the_builtin_euler() {
     assert!(status.success());
     let lib = library.display().to_string();
     let (builtin, plugin) = (case.s("builtin"), case.s("plugin"));
-    let out = case.animate(&["-o", &builtin, "--format", "png", "-q"]);
+    let out = case.animate(&[
+        "-o",
+        &builtin,
+        "--format",
+        "png",
+        "--interpolate",
+        "none",
+        "-q",
+    ]);
     assert!(
         out.status.success(),
         "{}",
@@ -318,6 +339,8 @@ fn a_c_plugin_sampler_runs_the_pipeline_like_the_builtin_euler() {
         "png",
         "--json",
         "-q",
+        "--interpolate",
+        "none",
     ]);
     assert!(
         out.status.success(),
@@ -379,4 +402,53 @@ fn ablate_runs_the_pipeline_with_every_schedule() {
             "{row}"
         );
     }
+}
+
+#[test]
+fn crop_and_rife_run_on_the_sample_portrait_and_a_faceless_image_falls_back() {
+    let case = Case::new();
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portrait.png");
+    std::fs::copy(&sample, case.path("face.png")).unwrap();
+    let out = case.animate(&["--crop", "--interpolate", "rife", "--json", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["face_source"], "detected");
+    assert_eq!(
+        (v["output_frames"].as_u64(), v["interpolated"].as_bool()),
+        (Some(11), Some(true))
+    );
+    // The square crop makes a square working size.
+    assert_eq!(v["width"], v["height"]);
+    // Video and audio end within one output frame of each other.
+    assert!(
+        (v["duration_s"].as_f64().unwrap() - 0.5).abs() <= 0.04 + 1e-6,
+        "{v}"
+    );
+
+    portrait(&case.path("face.png"), 96, 80);
+    let out = case.animate(&["--json", "--overwrite"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no face found; using the default box"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["face_source"], "default");
+}
+
+#[test]
+fn rife_without_its_weights_is_refused_before_work() {
+    let case = Case::new();
+    let weights = placeholder_weights(&case);
+    let w = weights.display().to_string();
+    let missing = case.s("weights/nope.pkl");
+    let out = case.animate(&["--weights", &w, "--rife", &missing]);
+    assert_fails(
+        &case,
+        &out,
+        "nope.pkl: missing: RIFE's flownet.pkl",
+        &["weights"],
+    );
 }

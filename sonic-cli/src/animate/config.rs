@@ -44,6 +44,9 @@ pub struct Settings {
     /// The whisper-tiny folder.
     #[arg(long, value_name = "DIR")]
     pub whisper_dir: Option<PathBuf>,
+    /// RIFE's flownet.pkl [default: RIFE/flownet.pkl in --weights, when present].
+    #[arg(long, value_name = "FILE")]
+    pub rife: Option<PathBuf>,
 
     /// cpu, cuda or cuda:N.
     #[arg(long)]
@@ -94,6 +97,14 @@ pub struct Settings {
     /// Refuse longer audio [default: 900].
     #[arg(long)]
     pub max_audio_seconds: Option<f64>,
+    /// Crop the portrait to a square around the face first, as the reference's --crop.
+    #[arg(long)]
+    #[serde(default)]
+    pub crop: bool,
+    /// Frame interpolation to 25 fps: auto (RIFE when its weights are there), rife or none
+    /// [default: auto].
+    #[arg(long)]
+    pub interpolate: Option<String>,
 }
 
 impl Settings {
@@ -112,6 +123,7 @@ impl Settings {
             &mut s.sonic_dir,
             &mut s.svd_dir,
             &mut s.whisper_dir,
+            &mut s.rife,
         ]
         .into_iter()
         .flatten()
@@ -126,7 +138,11 @@ impl Settings {
     /// `self` with every setting it lacks taken from `base`.
     pub fn over(self, base: Settings) -> Settings {
         macro_rules! pick {
-            ($($f:ident),*) => { Settings { $($f: self.$f.or(base.$f),)* overwrite: self.overwrite || base.overwrite } };
+            ($($f:ident),*) => { Settings {
+                $($f: self.$f.or(base.$f),)*
+                overwrite: self.overwrite || base.overwrite,
+                crop: self.crop || base.crop,
+            } };
         }
         pick!(
             image,
@@ -137,6 +153,7 @@ impl Settings {
             sonic_dir,
             svd_dir,
             whisper_dir,
+            rife,
             device,
             dtype,
             steps,
@@ -151,7 +168,8 @@ impl Settings {
             size,
             face_box,
             decode_chunk,
-            max_audio_seconds
+            max_audio_seconds,
+            interpolate
         )
     }
 
@@ -173,6 +191,11 @@ impl Settings {
             face_box: self.face_box.as_deref().map(parse_face_box).transpose()?,
             decode_chunk: self.decode_chunk.unwrap_or(d.decode_chunk),
             max_audio_seconds: self.max_audio_seconds.unwrap_or(d.max_audio_seconds),
+            crop: self.crop,
+            interpolate: match &self.interpolate {
+                Some(i) => i.parse()?,
+                None => d.interpolate,
+            },
         })
     }
 
@@ -181,6 +204,7 @@ impl Settings {
             sonic: self.sonic_dir.clone(),
             svd: self.svd_dir.clone(),
             whisper: self.whisper_dir.clone(),
+            rife: self.rife.clone(),
         }
     }
 
@@ -190,6 +214,7 @@ impl Settings {
             || self.sonic_dir.is_some()
             || self.svd_dir.is_some()
             || self.whisper_dir.is_some()
+            || self.rife.is_some()
     }
 }
 

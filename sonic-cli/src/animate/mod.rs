@@ -13,9 +13,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use sonic_core::pipeline::{
-    AnimateReport, ModelSet, ModelSource, SonicPipeline, WeightPaths, OUTPUT_FPS,
-};
+use sonic_core::pipeline::{AnimateReport, ModelSet, ModelSource, SonicPipeline, WeightPaths};
 use sonic_core::video::{open_sink, AudioTrack, Fps, OutputFormat, VideoSpec};
 use sonic_core::{registry, DType, Device};
 
@@ -52,7 +50,11 @@ struct Summary<'a> {
     seed: u64,
     seed_given: bool,
     frames: usize,
+    output_frames: usize,
     fps: f32,
+    interpolated: bool,
+    face_box: sonic_core::image::FaceBox,
+    face_source: sonic_core::pipeline::FaceSource,
     width: usize,
     height: usize,
     audio_seconds: f64,
@@ -137,7 +139,7 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
     let spec = VideoSpec {
         width: prepared.width() as u32,
         height: prepared.height() as u32,
-        fps: Fps::from_f32(OUTPUT_FPS)?,
+        fps: Fps::from_f32(pipeline.output_fps(&opts)?)?,
         audio: Some(AudioTrack {
             samples: prepared.audio.samples.clone(),
             sample_rate: sonic_core::audio::SAMPLE_RATE,
@@ -158,7 +160,7 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
         eprintln!(
             "wrote {}: {} frames {}×{} at {} fps, {:.2} s{}",
             output.display(),
-            report.frames,
+            report.output_frames,
             report.width,
             report.height,
             report.fps,
@@ -178,7 +180,11 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
             seed: report.seed,
             seed_given: settings.seed.is_some(),
             frames: report.frames,
+            output_frames: report.output_frames,
             fps: report.fps,
+            interpolated: report.interpolated,
+            face_box: report.face_box,
+            face_source: report.face_source,
             width: report.width,
             height: report.height,
             audio_seconds: report.audio_seconds,

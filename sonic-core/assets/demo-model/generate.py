@@ -5,7 +5,7 @@ sonic-core/assets/demo-model/{model.json,weights.safetensors}.
     python sonic-core/assets/demo-model/generate.py   # in a venv made from tests/fixtures/requirements.txt
 
 Every component of the real pipeline in a tiny configuration, with upstream key names under one
-prefix per component (unet., vae., image_encoder., whisper., audio2token., audio2bucket.) and
+prefix per component (unet., vae., image_encoder., whisper., audio2token., audio2bucket., rife.) and
 upstream config formats in model.json. The weights are the libraries' default random
 initialisation from fixed seeds: the model is untrained, so its videos are noise shaped by the
 portrait's latent, not a talking face. It exists so the whole pipeline (loading, encoders,
@@ -18,6 +18,7 @@ UNet carries Sonic's audio adapters (to_k_ip.0 / to_v_ip.0 on every attn2).
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -28,6 +29,8 @@ from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, Whispe
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(OUT.parents[2] / "tests" / "fixtures"))
+from gen_rife import IFNet  # noqa: E402  (the fixture's IFNet, defined from the same config)
 CROSS = 64  # CLIP projection = UNet cross-attention width = audio token width
 WHISPER_D = 64
 WHISPER_LAYERS = 2
@@ -127,6 +130,16 @@ def whisper():
     return config, {f"whisper.{k}": v for k, v in model.state_dict().items()}
 
 
+RIFE = {"_class_name": "IFNet", "channels": 16, "residual_groups": 2, "convs_per_group": 2,
+        "scale_list": [4, 2, 1], "pad_multiple": 32, "unused_prefixes": []}
+
+
+def rife():
+    torch.manual_seed(90)
+    net = IFNet(RIFE)
+    return {f"rife.{k}": v for k, v in net.state_dict().items() if not k.startswith("block_tea.")}
+
+
 def encoder_fields(config, fields):
     d = config.to_dict()
     return {k: d[k] for k in fields}
@@ -135,7 +148,7 @@ def encoder_fields(config, fields):
 def main():
     clip_config, clip_weights = image_encoder()
     whisper_config, whisper_weights = whisper()
-    weights = {**unet(), **vae(), **clip_weights, **whisper_weights, **audio_modules()}
+    weights = {**unet(), **vae(), **clip_weights, **whisper_weights, **audio_modules(), **rife()}
     weights = {k: v.detach().to(torch.float16).contiguous() for k, v in weights.items()}
     save_file(weights, OUT / "weights.safetensors", metadata={"format": "pt"})
     model = {
@@ -151,6 +164,7 @@ def main():
             "max_source_positions", "activation_function"]),
         "audio2token": AUDIO2TOKEN,
         "audio2bucket": AUDIO2BUCKET,
+        "rife": RIFE,
     }
     (OUT / "model.json").write_text(json.dumps(model, indent=2) + "\n")
     total = sum(v.numel() for v in weights.values())

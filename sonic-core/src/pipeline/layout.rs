@@ -29,6 +29,8 @@ pub struct WeightPaths {
     pub image_encoder: PathBuf,
     /// The `whisper-tiny/` folder.
     pub whisper: PathBuf,
+    /// RIFE's `flownet.pkl` (or its safetensors conversion), when there is one.
+    pub rife: Option<PathBuf>,
 }
 
 /// Per-component overrides of [`WeightPaths::from_root`]'s choices.
@@ -39,6 +41,8 @@ pub struct WeightOverrides {
     /// The SVD folder (`vae/`, `image_encoder/`, `unet/config.json`).
     pub svd: Option<PathBuf>,
     pub whisper: Option<PathBuf>,
+    /// RIFE's `flownet.pkl`.
+    pub rife: Option<PathBuf>,
 }
 
 impl WeightPaths {
@@ -88,6 +92,17 @@ impl WeightPaths {
             vae: svd.join("vae"),
             image_encoder: svd.join("image_encoder"),
             whisper,
+            rife: match (&overrides.rife, root) {
+                (Some(file), _) if !file.is_file() => {
+                    return Err(Error::file(file, "missing: RIFE's flownet.pkl"))
+                }
+                (Some(file), _) => Some(file.clone()),
+                (None, Some(root)) => ["RIFE/flownet.pkl", "RIFE/flownet.safetensors"]
+                    .iter()
+                    .map(|n| root.join(n))
+                    .find(|p| p.is_file()),
+                (None, None) => None,
+            },
         };
         let config = paths.unet_config.join("config.json");
         if !config.is_file() {
@@ -204,6 +219,7 @@ mod tests {
             sonic: Some(dir.path().join("a/Sonic")),
             svd: Some(dir.path().join("a/stable-video-diffusion-img2vid-xt")),
             whisper: Some(dir.path().join("a/whisper-tiny")),
+            rife: None,
         };
         let paths = WeightPaths::resolve(None, &overrides).unwrap();
         assert_eq!(paths.unet, dir.path().join("a/Sonic/unet.pth"));

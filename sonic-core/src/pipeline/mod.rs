@@ -15,6 +15,8 @@ mod tests;
 
 pub use layout::{WeightOverrides, WeightPaths};
 pub use models::{ModelSet, ModelSource};
-pub use options::{default_face_box, AnimateOptions, DEFAULT_SEED};
+pub use options::{default_face_box, AnimateOptions, Interpolate, DEFAULT_SEED};
 pub use progress::{Progress, Silent, Stage};
-pub use run::{AnimateReport, Encoded, Prepared, SonicPipeline, StageTimings, OUTPUT_FPS};
+pub use run::{
+    AnimateReport, Encoded, FaceSource, Prepared, SonicPipeline, StageTimings, OUTPUT_FPS,
+};

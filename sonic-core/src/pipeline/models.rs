@@ -10,6 +10,8 @@ use super::layout::WeightPaths;
 use crate::models::audio2bucket::{Audio2Bucket, Audio2BucketConfig};
 use crate::models::audio_proj::{AudioProjConfig, AudioProjModel};
 use crate::models::clip_vision::{ClipVision, ClipVisionConfig};
+use crate::models::face::{FaceDetector, SkinFaceDetector};
+use crate::models::rife::{FrameInterpolator, Rife, RifeConfig};
 use crate::models::sonic_audio::{AudioConditioner, SonicAudioConditioner};
 use crate::models::unet::{UNetConfig, UNetSpatioTemporalConditionModel};
 use crate::models::vae::{AutoencoderKLTemporalDecoder, Vae, VaeConfig};
@@ -37,6 +39,10 @@ pub struct ModelSet {
     /// The name the audio encoder is registered under ("whisper" for the built-in).
     pub audio_encoder_name: String,
     pub conditioner: Box<dyn AudioConditioner>,
+    /// Finds the face when no box is given.
+    pub face_detector: Box<dyn FaceDetector>,
+    /// Doubles the frame rate; `None` without RIFE weights.
+    pub interpolator: Option<Box<dyn FrameInterpolator>>,
     pub source: ModelSource,
     /// The working size's short side when none is asked for.
     pub short_side: usize,
@@ -54,6 +60,7 @@ struct DemoSpec {
     whisper: WhisperConfig,
     audio2token: AudioProjConfig,
     audio2bucket: Audio2BucketConfig,
+    rife: RifeConfig,
 }
 
 const DEMO_SPEC: &str = include_str!("../../assets/demo-model/model.json");
@@ -89,6 +96,8 @@ impl ModelSet {
                 AudioProjModel::new(spec.audio2token, &vb.pp("audio2token"))?,
                 Audio2Bucket::new(spec.audio2bucket, &vb.pp("audio2bucket"))?,
             )?),
+            face_detector: Box::new(SkinFaceDetector::default()),
+            interpolator: Some(Box::new(Rife::new(spec.rife, &vb.pp("rife"))?)),
             source: ModelSource::Demo,
             short_side: spec.short_side,
             device,
@@ -152,6 +161,10 @@ impl ModelSet {
             device,
         )?;
         loaded("audio2token+audio2bucket");
+        let interpolator: Option<Box<dyn FrameInterpolator>> = match &paths.rife {
+            Some(file) => Some(Box::new(Rife::load(file, device).map_err(in_file(file))?)),
+            None => None,
+        };
         Ok(ModelSet {
             unet,
             vae: Box::new(vae),
@@ -159,6 +172,8 @@ impl ModelSet {
             audio_encoder: Box::new(audio_encoder),
             audio_encoder_name: crate::registry::BUILTIN_AUDIO_ENCODER.into(),
             conditioner: Box::new(conditioner),
+            face_detector: Box::new(SkinFaceDetector::default()),
+            interpolator,
             source: ModelSource::Weights {
                 paths: Box::new(paths.clone()),
             },

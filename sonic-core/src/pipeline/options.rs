@@ -40,6 +40,35 @@ pub struct AnimateOptions {
     pub decode_chunk: usize,
     /// Longer audio is refused before any work.
     pub max_audio_seconds: f64,
+    /// Crop the portrait around the face first (the reference's `--crop`).
+    pub crop: bool,
+    /// Frame interpolation to 25 fps.
+    pub interpolate: Interpolate,
+}
+
+/// Whether frames are interpolated to twice the rate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interpolate {
+    /// RIFE when the model set has its weights, as the reference does.
+    Auto,
+    Rife,
+    None,
+}
+
+impl std::str::FromStr for Interpolate {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s {
+            "auto" => Ok(Interpolate::Auto),
+            "rife" => Ok(Interpolate::Rife),
+            "none" => Ok(Interpolate::None),
+            other => Err(crate::Error::InvalidArgument {
+                op: "interpolate",
+                msg: format!("unknown interpolation `{other}` (auto, rife or none)"),
+            }),
+        }
+    }
 }
 
 impl Default for AnimateOptions {
@@ -59,6 +88,8 @@ impl Default for AnimateOptions {
             face_box: None,
             decode_chunk: 8,
             max_audio_seconds: 900.0,
+            crop: false,
+            interpolate: Interpolate::Auto,
         }
     }
 }

@@ -7,10 +7,12 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::models::ModelSet;
-use super::options::{default_face_box, AnimateOptions};
+use super::options::{default_face_box, AnimateOptions, Interpolate};
 use super::progress::{Progress, Stage};
 use crate::audio::{load_audio, video_frames, Audio16k, SAMPLE_RATE};
-use crate::image::{load_image, FaceBox, ImagePrep, PreparedImage, FACE_MASK_SCALE};
+use crate::image::{crop_to_face, load_image, FaceBox, ImagePrep, PreparedImage, FACE_MASK_SCALE};
+use crate::models::face::largest_face;
+use crate::models::rife::{FrameDoubler, FrameInterpolator};
 use crate::models::unet::{SonicConditioning, SonicDenoiser};
 use crate::rng::FrameNoise;
 use crate::sampling::{GuidanceSchedule, MultiCondGuidance, SvdSchedule};
@@ -20,13 +22,23 @@ use crate::{registry, Error, Result, Shape, Tensor};
 /// Generated frames per second: one per two 40 ms audio units, as the reference.
 pub const OUTPUT_FPS: f32 = 12.5;
 
+/// Where the face box came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceSource {
+    Given,
+    Detected,
+    /// Nothing was detected: the default box.
+    Default,
+}
+
 /// The inputs of a run, checked and preprocessed on the CPU.
 pub struct Prepared {
     pub image: PreparedImage,
     pub audio: Audio16k,
+    /// The face in the (cropped) portrait's pixels.
     pub face_box: FaceBox,
-    /// Whether `face_box` is the default rather than given.
-    pub default_face_box: bool,
+    pub face_source: FaceSource,
     /// Video frames the audio gives.
     pub frames: usize,
 }
@@ -60,8 +72,12 @@ pub struct StageTimings {
 /// What a run did, for `--json` and logs.
 #[derive(Clone, Debug, Serialize)]
 pub struct AnimateReport {
+    /// Frames generated, one per 80 ms of audio.
     pub frames: usize,
+    /// Frames written: 2·frames − 1 with interpolation.
+    pub output_frames: usize,
     pub fps: f32,
+    pub interpolated: bool,
     pub width: usize,
     pub height: usize,
     pub audio_seconds: f64,
@@ -71,7 +87,7 @@ pub struct AnimateReport {
     pub sampler: String,
     pub audio_encoder: String,
     pub face_box: FaceBox,
-    pub face_box_source: &'static str,
+    pub face_source: FaceSource,
     pub denoiser_calls: usize,
     pub frame_evaluations: usize,
     /// False for the demo model, whose video is not a talking face.
@@ -94,12 +110,27 @@ impl SonicPipeline {
     /// the image is an error naming the file and the problem.
     pub fn prepare(&self, image: &Path, audio: &Path, opts: &AnimateOptions) -> Result<Prepared> {
         check_options(opts)?;
-        let portrait = load_image(image)?;
+        let mut portrait = load_image(image)?;
         let (w, h) = (portrait.width(), portrait.height());
-        let (face_box, default_face_box) = match opts.face_box {
-            Some(b) => (check_face_box(b, w, h)?, false),
-            None => (default_face_box(w, h), true),
+        let (mut face_box, face_source) = match opts.face_box {
+            Some(b) => (check_face_box(b, w, h)?, FaceSource::Given),
+            None => match largest_face(self.models.face_detector.as_ref(), &portrait)? {
+                Some(b) => (b, FaceSource::Detected),
+                None => {
+                    tracing::warn!(
+                        "{}: no face found; using the default box (the middle half of the width, 15-75 % of the height); pass --face-box x,y,w,h to place it",
+                        image.display()
+                    );
+                    (default_face_box(w, h), FaceSource::Default)
+                }
+            },
         };
+        if opts.crop {
+            let (cropped, at) = crop_to_face(&portrait, &face_box)?;
+            portrait = cropped;
+            face_box.x -= at.x1 as f64;
+            face_box.y -= at.y1 as f64;
+        }
         let short_side = opts.short_side.unwrap_or(self.models.short_side);
         let prep = ImagePrep {
             short_side,
@@ -131,7 +162,7 @@ impl SonicPipeline {
             image: image_prepared,
             audio: audio_data,
             face_box,
-            default_face_box,
+            face_source,
             frames,
         })
     }
@@ -220,6 +251,28 @@ impl SonicPipeline {
         )
     }
 
+    /// The interpolator the run uses, if any: an error when RIFE is asked for without weights.
+    pub fn interpolator(&self, opts: &AnimateOptions) -> Result<Option<&dyn FrameInterpolator>> {
+        let available = self.models.interpolator.as_deref();
+        match (opts.interpolate, available) {
+            (Interpolate::None, _) => Ok(None),
+            (Interpolate::Auto, found) => Ok(found),
+            (Interpolate::Rife, Some(rife)) => Ok(Some(rife)),
+            (Interpolate::Rife, None) => Err(Error::invalid(
+                "interpolate",
+                "rife needs its weights: put RIFE/flownet.pkl in the weights folder or pass --rife FILE",
+            )),
+        }
+    }
+
+    /// Frames per second of the written video: doubled by interpolation.
+    pub fn output_fps(&self, opts: &AnimateOptions) -> Result<f32> {
+        Ok(match self.interpolator(opts)? {
+            Some(_) => 2.0 * OUTPUT_FPS,
+            None => OUTPUT_FPS,
+        })
+    }
+
     /// The whole run after [`prepare`](Self::prepare): frames go to `frame` as packed RGB8
     /// rows (`width·height·3` bytes) in order, as each decoded chunk is ready.
     pub fn generate(
@@ -264,18 +317,31 @@ impl SonicPipeline {
         timings.denoise_s = clock.elapsed().as_secs_f64();
 
         let clock = Instant::now();
-        progress.begin(Stage::Decode, frames as u64);
+        let interpolator = self.interpolator(opts)?;
+        let mut doubler = interpolator.map(FrameDoubler::new);
+        let output_frames = match doubler {
+            Some(_) => 2 * frames - 1,
+            None => frames,
+        };
+        progress.begin(Stage::Decode, output_frames as u64);
         let mut rgb = Vec::new();
+        let mut emit = |f: &Tensor| -> Result<()> {
+            to_rgb8(&f.to_vec()?, &mut rgb);
+            frame(&rgb)?;
+            progress.advance(1);
+            Ok(())
+        };
         self.models
             .vae
             .decode_chunks(&latents, opts.decode_chunk, &mut |chunk| {
                 let n = chunk.dims()[0];
-                let pixels = chunk.to_vec()?;
-                let per_frame = pixels.len() / n.max(1);
-                for one in pixels.chunks_exact(per_frame) {
-                    to_rgb8(one, &mut rgb);
-                    frame(&rgb)?;
-                    progress.advance(1);
+                let unit = chunk.affine(0.5, 0.5)?.clamp(0.0, 1.0)?;
+                for i in 0..n {
+                    let one = unit.narrow(0, i, 1)?;
+                    match doubler.as_mut() {
+                        Some(d) => d.push(one)?.iter().try_for_each(&mut emit)?,
+                        None => emit(&one)?,
+                    }
                 }
                 Ok(())
             })?;
@@ -284,7 +350,9 @@ impl SonicPipeline {
 
         Ok(AnimateReport {
             frames,
-            fps: OUTPUT_FPS,
+            output_frames,
+            fps: self.output_fps(opts)?,
+            interpolated: interpolator.is_some(),
             width: prepared.width(),
             height: prepared.height(),
             audio_seconds: prepared.audio.duration().as_secs_f64(),
@@ -294,11 +362,7 @@ impl SonicPipeline {
             sampler: opts.sampler.clone(),
             audio_encoder: self.models.audio_encoder_name.clone(),
             face_box: prepared.face_box,
-            face_box_source: if prepared.default_face_box {
-                "default"
-            } else {
-                "given"
-            },
+            face_source: prepared.face_source,
             denoiser_calls: calls,
             frame_evaluations: evaluations,
             trained: self.models.trained(),
@@ -363,16 +427,14 @@ fn initial_latents(reference: &Tensor, frames: usize, sigma0: f32, seed: u64) ->
         .add(reference)
 }
 
-/// `[3, H, W]` in [−1, 1] → packed RGB8, as the reference saves: `uint8((x/2 + 0.5)
-/// .clamp(0, 1) · 255)`, truncating.
+/// `[3, H, W]` in [0, 1] → packed RGB8, as the reference saves: `uint8(x · 255)`, truncating.
 fn to_rgb8(chw: &[f32], out: &mut Vec<u8>) {
     let plane = chw.len() / 3;
     out.clear();
     out.reserve(chw.len());
     for i in 0..plane {
         for c in 0..3 {
-            let v = (chw[c * plane + i] * 0.5 + 0.5).clamp(0.0, 1.0);
-            out.push((v * 255.0) as u8);
+            out.push((chw[c * plane + i].clamp(0.0, 1.0) * 255.0) as u8);
         }
     }
 }

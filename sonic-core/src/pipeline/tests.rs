@@ -31,6 +31,7 @@ fn write_inputs(dir: &Path, seconds: f32) -> (PathBuf, PathBuf) {
 
 fn quick() -> AnimateOptions {
     AnimateOptions {
+        interpolate: Interpolate::None,
         steps: 2,
         short_side: Some(64),
         seed: 3,
@@ -62,7 +63,7 @@ fn the_demo_model_animates_deterministically_frame_by_frame() {
     let prepared = pipeline.prepare(&image, &audio, &opts).unwrap();
     assert_eq!((prepared.width(), prepared.height()), (64, 64));
     assert_eq!(prepared.frames, 7);
-    assert!(prepared.default_face_box);
+    assert_ne!(prepared.face_source, FaceSource::Given);
 
     let (frames, report) = run(&pipeline, &prepared, &opts);
     assert_eq!(frames.len(), 7);
@@ -79,9 +80,24 @@ fn the_demo_model_animates_deterministically_frame_by_frame() {
 
     let (again, _) = run(&pipeline, &prepared, &opts);
     assert_eq!(frames, again, "same seed, same bytes");
-    let other = AnimateOptions { seed: 4, ..opts };
+    let other = AnimateOptions {
+        seed: 4,
+        ..opts.clone()
+    };
     let (reseeded, _) = run(&pipeline, &prepared, &other);
     assert_ne!(frames, reseeded);
+
+    // RIFE doubles the rate: every generated frame is kept and midpoints go between them.
+    let doubled = AnimateOptions {
+        interpolate: Interpolate::Rife,
+        ..opts.clone()
+    };
+    let (interpolated, report) = run(&pipeline, &prepared, &doubled);
+    assert_eq!((interpolated.len(), report.output_frames), (13, 13));
+    assert_eq!(report.fps, 25.0);
+    for (k, f) in frames.iter().enumerate() {
+        assert_eq!(&interpolated[2 * k], f, "frame {k} kept as generated");
+    }
 }
 
 #[test]
