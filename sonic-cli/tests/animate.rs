@@ -452,3 +452,36 @@ fn rife_without_its_weights_is_refused_before_work() {
         &["weights"],
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_leaves_no_partial_output() {
+    let case = Case::new();
+    speech(&case.path("voice.wav"), 4.0);
+    let (image, audio, out) = (case.s("face.png"), case.s("voice.wav"), case.s("out.mp4"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sonic"))
+        .args(["animate", "--image", &image, "--audio", &audio, "-o", &out])
+        .args(["--size", "64", "--steps", "50", "--seed", "1", "-q"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The temporary output appears once the inputs are ready and the sink is open.
+    let started = std::time::Instant::now();
+    while !case.leftovers().iter().any(|n| n.contains(".partial")) {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "no temporary output appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(case.leftovers(), Vec::<String>::new(), "{stderr}");
+}

@@ -1,8 +1,14 @@
 //! Progress bars on stderr for the pipeline's stages (hidden when stderr is not a terminal
 //! or with --quiet).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sonic_core::pipeline::{Progress, Stage};
+
+/// Set by the Ctrl-C handler; the run stops at the next denoiser call or frame and the
+/// output sink, dropped unfinished, removes its temporary file.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 pub struct Bars {
     quiet: bool,
@@ -56,5 +62,9 @@ impl Progress for Bars {
         if let Some(bar) = self.bar.take() {
             bar.finish();
         }
+    }
+
+    fn cancelled(&self) -> bool {
+        INTERRUPTED.load(Ordering::Relaxed)
     }
 }

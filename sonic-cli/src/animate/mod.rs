@@ -119,6 +119,12 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
         }
     }
 
+    // A second Ctrl-C exits at once, as users expect when a run does not stop fast enough.
+    let _ = ctrlc::set_handler(|| {
+        if bars::INTERRUPTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    });
     let mut bars = Bars::new(quiet);
     let load_clock = Instant::now();
     let models = load_models(

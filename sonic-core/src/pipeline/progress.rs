@@ -25,6 +25,11 @@ pub trait Progress {
     fn begin(&mut self, stage: Stage, total: u64);
     fn advance(&mut self, n: u64);
     fn end(&mut self);
+    /// Polled between denoiser calls and frames: `true` stops the run with an error, so the
+    /// caller can drop its output (e.g. on Ctrl-C).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.

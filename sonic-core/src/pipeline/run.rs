@@ -326,6 +326,9 @@ impl SonicPipeline {
         progress.begin(Stage::Decode, output_frames as u64);
         let mut rgb = Vec::new();
         let mut emit = |f: &Tensor| -> Result<()> {
+            if progress.cancelled() {
+                return Err(Error::invalid("animate", "interrupted"));
+            }
             to_rgb8(&f.to_vec()?, &mut rgb);
             frame(&rgb)?;
             progress.advance(1);
@@ -455,6 +458,9 @@ impl WindowDenoiser for Ticking<'_> {
         step: usize,
         frames: &[usize],
     ) -> Result<Tensor> {
+        if self.progress.cancelled() {
+            return Err(Error::invalid("animate", "interrupted"));
+        }
         let out = self.inner.denoise_window(x, sigma, step, frames)?;
         self.calls += 1;
         self.frames += frames.len();
