@@ -84,7 +84,7 @@ pub struct Settings {
     #[arg(long)]
     pub fps: Option<f32>,
     /// Short side of the working size, rounded to multiples of 64 [default: the model's,
-    /// 512 for the real weights, 256 for the demo model].
+    /// 512 for the real weights, 192 for the demo model].
     #[arg(long)]
     pub size: Option<usize>,
     /// The face in the portrait's pixels as x,y,w,h [default: the middle half of the width,

@@ -13,8 +13,9 @@ audio conditioning, the long-video scheduler, the UNet, chunked VAE decoding, th
 writers) runs on a fresh machine with nothing downloaded. Stored in f16 to stay small.
 
 The UNet keeps SVD's block types but puts its attention only on the lower of two levels, so a
-75-frame window at a 32x32 latent stays cheap on a CPU; the window is SVD's 25 frames. The
-UNet carries Sonic's audio adapters (to_k_ip.0 / to_v_ip.0 on every attn2).
+75-frame window at a 24x32 latent (the default 192-pixel short side) stays cheap on a CPU; the
+window is SVD's 25 frames. The UNet carries Sonic's audio adapters (to_k_ip.0 / to_v_ip.0 on
+every attn2).
 """
 
 import json
@@ -153,7 +154,7 @@ def main():
     save_file(weights, OUT / "weights.safetensors", metadata={"format": "pt"})
     model = {
         "description": "untrained demo model: tiny configs, random weights from fixed seeds",
-        "short_side": 256,
+        "short_side": 192,
         "unet": UNET,
         "vae": VAE,
         "image_encoder": encoder_fields(clip_config, [

@@ -32,7 +32,7 @@ pub struct AnimateOptions {
     /// audio (12.5 fps) so the video keeps to the audio; this only changes the conditioning.
     pub fps: f32,
     /// Short side of the working size before rounding to multiples of 64; `None` takes the
-    /// model's (512 for the real weights, 256 for the demo model).
+    /// model's (512 for the real weights, 192 for the demo model).
     pub short_side: Option<usize>,
     /// The face in the portrait's pixels; `None` takes [`default_face_box`].
     pub face_box: Option<FaceBox>,
