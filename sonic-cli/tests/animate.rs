@@ -99,6 +99,40 @@ fn assert_fails(case: &Case, out: &Output, expected: &str, left: &[&str]) {
     assert_eq!(case.leftovers(), left, "{stderr}");
 }
 
+/// One H.264 and one AAC stream, lasting the audio's `seconds` within one 25 fps frame.
+/// Skipped without ffprobe unless SONIC_REQUIRE_FFPROBE=1 (as .ci/run sets).
+fn check_with_ffprobe(mp4: &Path, seconds: f64) {
+    let probe = Command::new("ffprobe")
+        .args("-v error -show_streams -show_format -of json".split(' '))
+        .arg(mp4)
+        .output();
+    let probe = match probe {
+        Ok(p) => p,
+        Err(e) if std::env::var("SONIC_REQUIRE_FFPROBE").as_deref() == Ok("1") => {
+            panic!("ffprobe is required (SONIC_REQUIRE_FFPROBE=1): {e}")
+        }
+        Err(_) => {
+            eprintln!("skipped: ffprobe not found (install ffmpeg)");
+            return;
+        }
+    };
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let codecs: Vec<&str> = v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(codecs, ["h264", "aac"]);
+    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - seconds).abs() <= 0.04 + 1e-6, "{duration} s");
+}
+
 #[test]
 fn the_demo_model_writes_an_mp4_and_reports_json() {
     let case = Case::new();
@@ -125,6 +159,7 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
         assert!(v["timings"][stage].as_f64().unwrap() >= 0.0);
     }
     assert_eq!(case.leftovers(), ["out.mp4"]);
+    check_with_ffprobe(&case.path("out.mp4"), 0.5);
 
     // GIF and PNG sinks through the same run.
     let gif = case.s("out.gif");
