@@ -396,6 +396,26 @@ fn a_c_plugin_sampler_runs_the_pipeline_like_the_builtin_euler() {
         .max()
         .unwrap();
     assert!(worst <= 2, "frames differ by up to {worst} levels");
+
+    let out = sonic(&[
+        "--plugin",
+        &lib,
+        "ablate",
+        "--sampler",
+        "euler-c",
+        "--frames",
+        "30",
+        "--steps",
+        "4",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
 }
 
 #[test]

@@ -152,3 +152,64 @@ fn the_encoder_is_deterministic_bounded_and_layers_differ() {
         .encode(&[])
         .is_err());
 }
+
+#[test]
+fn the_plugin_encoder_drives_the_sonic_pipeline() {
+    use sonic_core::pipeline::{AnimateOptions, Interpolate, ModelSet, Silent, SonicPipeline};
+
+    let plugin = sonic_plugins::load(&library()).unwrap();
+    // Shaped for the demo model's audio conditioner: three hidden states of width 64.
+    let encoder = plugin
+        .create_audio_encoder(
+            "log-mel-projection",
+            Some(r#"{"layers":3,"hidden_size":64}"#),
+        )
+        .unwrap();
+    let models = ModelSet::demo(sonic_core::Device::Cpu)
+        .unwrap()
+        .with_audio_encoder("log-mel-projection", Box::new(encoder));
+    let pipeline = SonicPipeline::new(models);
+
+    let dir = std::env::temp_dir().join(format!("sonic-encoder-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (image, audio) = (dir.join("face.png"), dir.join("voice.wav"));
+    let pixels: Vec<u8> = (0..64 * 64 * 3).map(|i| (i % 251) as u8).collect();
+    image::RgbImage::from_raw(64, 64, pixels)
+        .unwrap()
+        .save(&image)
+        .unwrap();
+    write_wav(&audio, &speechy(0.4));
+
+    let opts = AnimateOptions {
+        steps: 2,
+        short_side: Some(64),
+        interpolate: Interpolate::None,
+        audio_encoder: "log-mel-projection".into(),
+        ..AnimateOptions::default()
+    };
+    let prepared = pipeline.prepare(&image, &audio, &opts).unwrap();
+    let mut frames = 0;
+    let report = pipeline
+        .generate(&prepared, &opts, &mut Silent, &mut |_| {
+            frames += 1;
+            Ok(())
+        })
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((frames, report.frames), (5, 5));
+    assert_eq!(report.audio_encoder, "log-mel-projection");
+}
+
+fn write_wav(path: &std::path::Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut wav = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        wav.write_sample((s * 20_000.0) as i16).unwrap();
+    }
+    wav.finalize().unwrap();
+}
