@@ -189,3 +189,16 @@ fn doubling_turns_f_frames_into_2f_minus_1() {
     let failing = vec![Err(Error::invalid("decode", "boom"))];
     assert!(interpolate_stream(&avg, failing, |_| Ok(())).is_err());
 }
+
+#[test]
+fn a_bad_checkpoint_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("flownet.pkl");
+    std::fs::write(&garbage, b"not a torch checkpoint").unwrap();
+    let err = Rife::load(&garbage, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("flownet.pkl"), "{err}");
+    // A real checkpoint of another shape: the default config expects 90 channels.
+    let tiny = fixture("rife_ifnet").join("flownet.pkl");
+    let err = Rife::load(&tiny, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("has shape"), "{err}");
+}
