@@ -42,7 +42,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Animate a portrait with an audio track into a video.
-    Animate(animate::AnimateArgs),
+    Animate(Box<animate::AnimateArgs>),
     /// Report the build, CPU, CUDA and plugin environment.
     Doctor(doctor::DoctorArgs),
     /// Inspect weight files and convert PyTorch checkpoints to safetensors.

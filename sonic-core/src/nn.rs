@@ -208,7 +208,7 @@ impl SelfAttention {
     }
 
     fn build(vb: &VarBuilder, dim: usize, heads: usize, key_bias: bool) -> Result<Self> {
-        if heads == 0 || dim % heads != 0 {
+        if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(Error::invalid(
                 "self_attention",
                 format!("{heads} heads do not divide width {dim}"),

@@ -127,7 +127,7 @@ impl ClipVision {
     /// Builds the model from `vb` at the checkpoint root (`vision_model.*`, `visual_projection.*`).
     pub fn new(config: &ClipVisionConfig, vb: &VarBuilder) -> Result<Self> {
         let (c, d, p) = (config.hidden_size, config.num_channels, config.patch_size);
-        if p == 0 || config.image_size % p != 0 {
+        if p == 0 || !config.image_size.is_multiple_of(p) {
             return Err(Error::invalid(
                 "clip vision",
                 format!(

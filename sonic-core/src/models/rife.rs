@@ -69,7 +69,7 @@ impl RifeConfig {
         if self
             .scale_list
             .iter()
-            .any(|s| self.pad_multiple == 0 || self.pad_multiple % (4 * s) != 0)
+            .any(|s| self.pad_multiple == 0 || !self.pad_multiple.is_multiple_of(4 * s))
         {
             return bad("pad_multiple must be a multiple of 4·scale for every scale");
         }
@@ -282,7 +282,7 @@ impl IfNet {
             ));
         }
         let m = self.config.pad_multiple;
-        if dims[2] % m != 0 || dims[3] % m != 0 {
+        if !dims[2].is_multiple_of(m) || !dims[3].is_multiple_of(m) {
             return Err(Error::invalid(
                 "rife",
                 format!(

@@ -186,7 +186,7 @@ impl Tensor {
         }
         if let Some(&i) = inferred.first() {
             let known: usize = dims.iter().filter(|&&d| d != usize::MAX).product();
-            if known == 0 || self.elem_count() % known != 0 {
+            if known == 0 || !self.elem_count().is_multiple_of(known) {
                 return Err(Error::invalid(
                     "reshape",
                     format!(

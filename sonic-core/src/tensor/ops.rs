@@ -234,7 +234,7 @@ impl Tensor {
         eps: f32,
         silu: bool,
     ) -> Result<Tensor> {
-        if self.rank() < 2 || groups == 0 || self.dims()[1] % groups != 0 {
+        if self.rank() < 2 || groups == 0 || !self.dims()[1].is_multiple_of(groups) {
             return Err(Error::invalid(
                 "group_norm",
                 format!(
@@ -287,8 +287,8 @@ impl Tensor {
             && q.dims()[0] == v.dims()[0]
             && k.dims()[1] == v.dims()[1]
             && q.dims()[2] == k.dims()[2]
-            && q.dims()[2] % heads == 0
-            && v.dims()[2] % heads == 0
+            && q.dims()[2].is_multiple_of(heads)
+            && v.dims()[2].is_multiple_of(heads)
             && k.dims()[1] > 0;
         if !ok {
             return Err(Error::invalid(
@@ -401,7 +401,7 @@ impl Tensor {
     pub fn chunk(&self, n: usize, axis: isize) -> Result<Vec<Tensor>> {
         let ax = self.shape().axis(axis, "chunk")?;
         let size = self.dims()[ax];
-        if n == 0 || size % n != 0 {
+        if n == 0 || !size.is_multiple_of(n) {
             return Err(Error::invalid(
                 "chunk",
                 format!("axis {ax} of {} is not divisible by {n}", self.shape()),

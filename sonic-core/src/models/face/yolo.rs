@@ -53,7 +53,7 @@ impl YoloDecode {
         input: (usize, usize),
         original: (usize, usize),
     ) -> Result<Vec<Detection>> {
-        if rows.len() % YOLO_ROW != 0 || input.0 == 0 || input.1 == 0 {
+        if !rows.len().is_multiple_of(YOLO_ROW) || input.0 == 0 || input.1 == 0 {
             return Err(Error::invalid(
                 "yolo decode",
                 format!(

@@ -157,7 +157,9 @@ impl UNetConfig {
             ));
         }
         if self.addition_time_embed_dim == 0
-            || self.projection_class_embeddings_input_dim % self.addition_time_embed_dim != 0
+            || !self
+                .projection_class_embeddings_input_dim
+                .is_multiple_of(self.addition_time_embed_dim)
         {
             return bad(format!(
                 "projection_class_embeddings_input_dim {} is not a multiple of addition_time_embed_dim {}",

@@ -154,8 +154,8 @@ impl Vae for AutoencoderKLTemporalDecoder {
         let factor = self.config.downscale();
         if d.len() != 4
             || d[1] != self.config.in_channels
-            || d[2] % factor != 0
-            || d[3] % factor != 0
+            || !d[2].is_multiple_of(factor)
+            || !d[3].is_multiple_of(factor)
         {
             return Err(Error::invalid(
                 "vae encode",

@@ -426,7 +426,7 @@ impl<'a> Machine<'a> {
     }
 
     fn extend_dict(&mut self, items: Vec<Value>) -> Result<(), PthError> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(self.malformed("SETITEMS with a key but no value"));
         }
         let target = self.top()?.clone();
