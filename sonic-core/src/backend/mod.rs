@@ -237,6 +237,19 @@ pub trait Backend: Send + Sync + Debug {
         Err(unsupported_op(self.device(), "grid_sample"))
     }
 
+    /// `torch.nn.functional.max_pool2d` over the last two dims with a square `kernel`,
+    /// `stride` and implicit −∞ `padding`, floor mode: `h' = (h + 2·padding − kernel)/stride + 1`.
+    fn max_pool2d(
+        &self,
+        x: &Tensor,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let _ = (x, kernel, stride, padding);
+        Err(unsupported_op(self.device(), "max_pool2d"))
+    }
+
     /// `torch.nn.PReLU`: `max(x, 0) + weight·min(x, 0)` with one slope per channel (axis 1)
     /// or a single shared slope (`weight [1]`). The default composes existing ops, so every
     /// backend has it; the CPU backend fuses it.

@@ -485,6 +485,27 @@ impl Tensor {
         self.backend().upsample_nearest2d(self, scale_h, scale_w)
     }
 
+    /// `torch.nn.functional.max_pool2d(x, kernel, stride, padding)` on the last two dims
+    /// (floor mode, no dilation); padding may be at most half the kernel, as in torch.
+    pub fn max_pool2d(&self, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
+        let fits = self.rank() >= 2
+            && kernel > 0
+            && stride > 0
+            && padding <= kernel / 2
+            && self.dim(-1)? + 2 * padding >= kernel
+            && self.dim(-2)? + 2 * padding >= kernel;
+        if !fits {
+            return Err(Error::invalid(
+                "max_pool2d",
+                format!(
+                    "kernel {kernel}, stride {stride}, padding {padding} do not fit {}",
+                    self.shape()
+                ),
+            ));
+        }
+        self.backend().max_pool2d(self, kernel, stride, padding)
+    }
+
     /// `torch.nn.functional.interpolate(x, size=(h, w), mode, align_corners)` on the last two dims.
     pub fn resize2d(
         &self,

@@ -26,6 +26,7 @@ pub fn builtin_runner(kind: &str) -> Option<Runner> {
         "audio.whisper-log-mel" => crate::audio::verify_log_mel,
         "model.rife-ifnet" => crate::models::rife::verify_fixture,
         "op.warp" => crate::models::rife::verify_warp_fixture,
+        "model.yolo-face" => crate::models::face::verify_yolo_fixture,
         _ => return None,
     })
 }

@@ -267,6 +267,11 @@ impl Backend for CpuBackend {
         tensor(data, shape)
     }
 
+    fn max_pool2d(&self, x: &Tensor, k: usize, stride: usize, pad: usize) -> Result<Tensor> {
+        let (data, shape) = resize::max_pool2d(f32s(x, "max_pool2d")?, x.dims(), k, stride, pad);
+        tensor(data, shape)
+    }
+
     fn resize2d(
         &self,
         x: &Tensor,

@@ -30,6 +30,53 @@ pub fn upsample_nearest2d(
     (out, shape)
 }
 
+/// Max over `k`×`k` windows; padded taps are skipped, which is the same as reading −∞
+/// since every window holds at least one real value when `pad ≤ k/2`.
+pub fn max_pool2d(
+    x: &[f32],
+    dims: &[usize],
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> (Vec<f32>, Vec<usize>) {
+    let r = dims.len();
+    let (h, w) = (dims[r - 2], dims[r - 1]);
+    let (oh, ow) = (
+        (h + 2 * pad - k) / stride + 1,
+        (w + 2 * pad - k) / stride + 1,
+    );
+    let planes = x.len() / (h * w).max(1);
+    let mut out = vec![0.0; planes * oh * ow];
+    // Which input indices along one axis a window starting at output `o` covers.
+    let span = |o: usize, n: usize| {
+        let start = (o * stride).saturating_sub(pad);
+        let end = (o * stride + k).saturating_sub(pad).min(n);
+        start..end
+    };
+    if !out.is_empty() {
+        out.par_chunks_mut(ow).enumerate().for_each(|(row, dst)| {
+            let (p, oy) = (row / oh, row % oh);
+            let plane = &x[p * h * w..][..h * w];
+            for (ox, d) in dst.iter_mut().enumerate() {
+                let mut m = f32::NEG_INFINITY;
+                for y in span(oy, h) {
+                    for &v in &plane[y * w..][span(ox, w)] {
+                        // NaN propagates, as in torch.
+                        if v > m || v.is_nan() {
+                            m = v;
+                        }
+                    }
+                }
+                *d = m;
+            }
+        });
+    }
+    let mut shape = dims.to_vec();
+    shape[r - 2] = oh;
+    shape[r - 1] = ow;
+    (out, shape)
+}
+
 /// Source indices and weights of each output position along one axis.
 struct Taps {
     index: Vec<usize>,

@@ -1886,6 +1886,49 @@ mod resize {
     }
 
     #[test]
+    fn max_pool_takes_window_maxima_with_padding_ignored() {
+        let dims = [2, 3, 5, 7];
+        let x = randn(3, &dims);
+        let xf = f64s(&x);
+        for (k, s, p) in [(3, 1, 1), (2, 2, 0), (5, 2, 2), (1, 1, 0)] {
+            let (oh, ow) = ((5 + 2 * p - k) / s + 1, (7 + 2 * p - k) / s + 1);
+            let out_dims = [2, 3, oh, ow];
+            let expected: Vec<f64> = (0..out_dims.iter().product())
+                .map(|i| {
+                    let [n, c, oy, ox] = unravel(i, &out_dims)[..] else {
+                        unreachable!()
+                    };
+                    let mut m = f64::NEG_INFINITY;
+                    for dy in 0..k {
+                        for dx in 0..k {
+                            let (y, x) = (
+                                (oy * s + dy) as isize - p as isize,
+                                (ox * s + dx) as isize - p as isize,
+                            );
+                            if (0..5).contains(&y) && (0..7).contains(&x) {
+                                m = m.max(xf[ravel(&[n, c, y as usize, x as usize], &dims)]);
+                            }
+                        }
+                    }
+                    m
+                })
+                .collect();
+            check(
+                &format!("max_pool2d k{k} s{s} p{p}"),
+                &x.max_pool2d(k, s, p).unwrap(),
+                &out_dims,
+                &expected,
+                0.0,
+            );
+        }
+        assert_invalid(x.max_pool2d(0, 1, 0), "max_pool2d");
+        assert_invalid(x.max_pool2d(3, 0, 1), "max_pool2d");
+        assert_invalid(x.max_pool2d(3, 1, 2), "max_pool2d");
+        assert_invalid(x.max_pool2d(6, 1, 0), "max_pool2d");
+        assert_invalid(randn(1, &[7]).max_pool2d(1, 1, 0), "max_pool2d");
+    }
+
+    #[test]
     fn bad_resizes_are_rejected() {
         let x = randn(1, &[1, 5, 7]);
         assert_invalid(x.upsample_nearest2d(0, 2), "upsample_nearest2d");

@@ -4,9 +4,14 @@
 
 mod skin;
 mod yolo;
+mod yolov5;
 
 pub use skin::SkinFaceDetector;
-pub use yolo::{yolo_input_size, YoloDecode, YOLO_ROW};
+pub use yolo::{
+    verify_fixture as verify_yolo_fixture, yolo_input, yolo_input_size, YoloDecode,
+    YoloFaceDetector, YOLO_ROW,
+};
+pub use yolov5::{LayerSpec, YoloConfig, YoloFaceNet, YoloOutput, YOLO_STRIDE_MULTIPLE};
 
 use crate::image::{FaceBox, RgbImage};
 use crate::Result;

@@ -1,10 +1,17 @@
-//! The reference's YOLOv5m-face pre- and post-processing, independent of how the network
-//! itself is run: the input size it resizes to, and the decoding of its `[N, 16]` output
-//! rows into face boxes.
+//! The reference's YOLOv5m-face detector: the input size it resizes to, the decoding of the
+//! network's `[N, 16]` output rows into face boxes, and [`YoloFaceDetector`], which runs
+//! [`YoloFaceNet`] between the two.
 
-use super::{nms, Detection};
-use crate::image::FaceBox;
-use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::yolov5::{check_face_rows, yolo_load_report, YoloConfig, YoloFaceNet};
+use super::{nms, Detection, FaceDetector};
+use crate::backend::ResizeMode;
+use crate::image::{FaceBox, RgbImage};
+use crate::weights::{LoadReport, VarBuilder, WeightStore};
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// Values per output row: `cx, cy, w, h, obj`, five landmarks (x, y), `cls`.
 pub const YOLO_ROW: usize = 16;
@@ -84,6 +91,109 @@ impl YoloDecode {
             .collect();
         Ok(nms(found, self.nms_iou))
     }
+}
+
+/// The network input for `img`: resized bilinearly (half-pixel centres, no antialias, as
+/// OpenCV's `INTER_LINEAR`) to [`yolo_input_size`], rounded to bytes as OpenCV's uint8
+/// output is, then RGB/255 as `[1, 3, h1, w1]` on the CPU.
+pub fn yolo_input(img: &RgbImage) -> Result<Tensor> {
+    let (w1, h1) = yolo_input_size(img.width(), img.height())?;
+    let resized =
+        img.to_nchw(|_, v| f32::from(v))?
+            .resize2d(h1, w1, ResizeMode::Bilinear, false)?;
+    let scaled = resized
+        .to_vec()?
+        .into_iter()
+        .map(|v| v.round().clamp(0.0, 255.0) / 255.0)
+        .collect();
+    Tensor::from_vec(scaled, [1, 3, h1, w1], Device::Cpu)
+}
+
+/// YOLOv5-face as a [`FaceDetector`]: preprocessing, network and decoding as the reference.
+#[derive(Clone, Debug)]
+pub struct YoloFaceDetector {
+    net: YoloFaceNet,
+    pub decode: YoloDecode,
+    device: Device,
+    report: LoadReport,
+}
+
+impl YoloFaceDetector {
+    /// Builds from a state dict under `vb` (keys `model.<i>.…`).
+    pub fn new(config: YoloConfig, vb: &VarBuilder) -> Result<Self> {
+        let net = YoloFaceNet::new(config, vb)?;
+        check_face_rows(&net)?;
+        Ok(YoloFaceDetector {
+            net,
+            decode: YoloDecode::default(),
+            device: vb.device(),
+            report: yolo_load_report(vb),
+        })
+    }
+
+    /// Loads yolov5m-face from a state dict file (safetensors or a `torch.save`d `.pth`), in
+    /// f32. The released `yoloface_v5m.pt` is a TorchScript archive, which has to be
+    /// exported to a state dict first (see docs/interpolation-and-faces.md).
+    pub fn load(path: &Path, device: Device) -> Result<Self> {
+        Self::load_with(path, YoloConfig::default(), device)
+    }
+
+    pub fn load_with(path: &Path, config: YoloConfig, device: Device) -> Result<Self> {
+        let store = Arc::new(WeightStore::open(&[path])?);
+        Self::new(config, &VarBuilder::new(store, DType::F32, device))
+    }
+
+    pub fn net(&self) -> &YoloFaceNet {
+        &self.net
+    }
+
+    /// What the load read; BatchNorm step counters are listed as expected unused.
+    pub fn report(&self) -> &LoadReport {
+        &self.report
+    }
+}
+
+impl FaceDetector for YoloFaceDetector {
+    fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        let input = yolo_input(img)?;
+        let size = (input.dims()[3], input.dims()[2]);
+        let out = self.net.forward(&input.to_device(self.device)?)?;
+        self.decode
+            .decode(&out.rows.to_vec()?, size, (img.width(), img.height()))
+    }
+}
+
+/// Fixture kind `model.yolo-face`: `config.json` (the model description) and
+/// `weights.safetensors` (upstream keys, BatchNorm unfused), `image` `[1, 3, H, W]` →
+/// `raw0`… per level and the decoded `rows`.
+pub fn verify_fixture(
+    fx: &crate::verify::Fixture,
+    device: Device,
+) -> Result<BTreeMap<String, Tensor>> {
+    let config_path = fx.dir.join("config.json");
+    let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
+    let config: YoloConfig = serde_json::from_str(&text).map_err(|e| Error::Config {
+        path: config_path,
+        msg: e.to_string(),
+    })?;
+    let vb = fx.weights(device)?;
+    let net = YoloFaceNet::new(config, &vb)?;
+    let report = yolo_load_report(&vb);
+    if !report.is_clean() || !report.unused.is_empty() {
+        return Err(Error::file(
+            fx.dir.join("weights.safetensors"),
+            format!("unexpected load report: {report}"),
+        ));
+    }
+    let out = net.forward(&fx.tensor("image", device)?)?;
+    let mut produced: BTreeMap<String, Tensor> = out
+        .raw
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("raw{i}"), t))
+        .collect();
+    produced.insert("rows".into(), out.rows);
+    Ok(produced)
 }
 
 #[cfg(test)]
