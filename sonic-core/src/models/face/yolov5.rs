@@ -550,8 +550,8 @@ impl YoloFaceNet {
         if d.len() != 4
             || d[0] != 1
             || d[1] != 3
-            || d[2] % YOLO_STRIDE_MULTIPLE != 0
-            || d[3] % YOLO_STRIDE_MULTIPLE != 0
+            || !d[2].is_multiple_of(YOLO_STRIDE_MULTIPLE)
+            || !d[3].is_multiple_of(YOLO_STRIDE_MULTIPLE)
             || d[2] == 0
             || d[3] == 0
         {
@@ -714,6 +714,93 @@ mod tests {
         let net = YoloFaceNet::new(tiny_config(), &vb).unwrap();
         let odd = Tensor::zeros([1, 3, 48, 64], Device::Cpu).unwrap();
         assert!(net.forward(&odd).is_err());
+    }
+
+    /// The fixture's state dict as upstream's `model.fuse()` leaves it: each BatchNorm
+    /// folded into its conv as `conv.bias`, the `bn` entries gone.
+    fn fused_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+        let vb = fixture_vb();
+        let store = vb.store();
+        let load = |k: &str| {
+            let shape = store.raw(k).unwrap().shape.clone();
+            (
+                store
+                    .load(k, &shape.clone().into(), crate::DType::F32, Device::Cpu)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                shape,
+            )
+        };
+        let mut out: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
+        for key in store.keys().filter(|k| !k.contains(".bn.")) {
+            let (mut w, shape) = load(key);
+            if let Some(prefix) = key.strip_suffix(".conv.weight") {
+                let bn = |name: &str| load(&format!("{prefix}.bn.{name}")).0;
+                let (g, b, m, v) = (
+                    bn("weight"),
+                    bn("bias"),
+                    bn("running_mean"),
+                    bn("running_var"),
+                );
+                let scale: Vec<f32> = g
+                    .iter()
+                    .zip(&v)
+                    .map(|(g, v)| g / (v + 1e-3).sqrt())
+                    .collect();
+                let per_out = w.len() / scale.len();
+                for (o, chunk) in w.chunks_mut(per_out).enumerate() {
+                    chunk.iter_mut().for_each(|x| *x *= scale[o]);
+                }
+                let bias = (0..scale.len()).map(|o| b[o] - m[o] * scale[o]).collect();
+                out.push((format!("{prefix}.conv.bias"), bias, vec![scale.len()]));
+            }
+            out.push((key.to_string(), w, shape));
+        }
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = out
+            .into_iter()
+            .map(|(k, v, s)| (k, v.iter().flat_map(|x| x.to_le_bytes()).collect(), s))
+            .collect();
+        let views: std::collections::HashMap<String, safetensors::tensor::TensorView> = bytes
+            .iter()
+            .map(|(k, b, s)| {
+                let view =
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+                (k.clone(), view.unwrap())
+            })
+            .collect();
+        let path = dir.join("fused.safetensors");
+        safetensors::serialize_to_file(views, None, &path).unwrap();
+        path
+    }
+
+    #[test]
+    fn fused_state_dict_gives_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let fused =
+            YoloFaceDetector::load_with(&fused_fixture(dir.path()), tiny_config(), Device::Cpu)
+                .unwrap();
+        assert!(fused.report().is_clean() && fused.report().unused.is_empty());
+        let image = Tensor::from_vec(
+            (0..3 * 64 * 96).map(|i| (i % 97) as f32 / 97.0).collect(),
+            [1, 3, 64, 96],
+            Device::Cpu,
+        )
+        .unwrap();
+        let a = tiny_detector()
+            .net()
+            .forward(&image)
+            .unwrap()
+            .rows
+            .to_vec()
+            .unwrap();
+        let b = fused.net().forward(&image).unwrap().rows.to_vec().unwrap();
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs() / x.abs().max(1.0))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "{worst}");
     }
 
     fn fixture_vb() -> VarBuilder {
