@@ -478,7 +478,7 @@ impl YoloFaceNet {
                         Some(v) => serde_json::from_value(v.clone())
                             .map_err(|e| bad(format!("layer {i}: SPP kernels: {e}")))?,
                     };
-                    if kernels.iter().any(|k| k % 2 == 0) {
+                    if kernels.iter().any(|k| k.is_multiple_of(2)) {
                         return Err(bad(format!("layer {i}: SPP kernels must be odd")));
                     }
                     let c = c1 / 2;
