@@ -1,6 +1,6 @@
 //! Face detection: the seam the pipeline asks for a face box (for the mask and the optional
-//! crop), the reference's post-processing (NMS, largest face), and a built-in detector that
-//! needs no downloaded weights.
+//! crop), the reference's post-processing (NMS, largest face), a built-in detector that
+//! needs no downloaded weights, and the reference's YOLOv5m-face for when its weights are at hand.
 
 mod skin;
 mod yolo;
