@@ -2140,7 +2140,7 @@ mod seams {
         .into_iter()
         .enumerate()
         {
-            let groups = 3.min(dims[1]);
+            let groups = 3usize.min(dims[1]);
             let groups = if dims[1].is_multiple_of(groups) {
                 groups
             } else {
