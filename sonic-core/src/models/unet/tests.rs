@@ -23,6 +23,10 @@ fn builder(store: WeightStore) -> VarBuilder {
     VarBuilder::new(Arc::new(store), DType::F32, Device::Cpu)
 }
 
+fn fixture_model(name: &str) -> UNetSpatioTemporalConditionModel {
+    UNetSpatioTemporalConditionModel::new(config(name), &builder(fixture_weights(name))).unwrap()
+}
+
 fn config(name: &str) -> UNetConfig {
     read_config(&fixture(name)).unwrap()
 }
@@ -361,11 +365,7 @@ fn the_denoiser_runs_under_a_long_video_scheduler() {
 /// The CPU computes in f32 only, so here the roles are mirrored: f32 weights, half inputs.
 #[test]
 fn inputs_of_another_dtype_are_cast_at_the_boundary() {
-    let sonic = UNetSpatioTemporalConditionModel::new(
-        config("sonic_unet"),
-        &builder(fixture_weights("sonic_unet")),
-    )
-    .unwrap();
+    let sonic = fixture_model("sonic_unet");
     let (b, f) = (1, 3);
     let through = |t: Tensor, dtype: DType| t.to_dtype(dtype).unwrap();
     let sample = through(randn(&[b, f, 8, 8, 12], 1), DType::F16);
