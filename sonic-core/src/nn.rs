@@ -81,6 +81,22 @@ impl GroupNorm {
     pub fn forward_silu(&self, x: &Tensor) -> Result<Tensor> {
         x.group_norm_silu(self.groups, Some(&self.weight), Some(&self.bias), self.eps)
     }
+
+    /// SiLU(GroupNorm(x + residual)) with `residual` broadcast to `x`; `None` is
+    /// [`GroupNorm::forward_silu`]. One seam, so a backend can fuse the add.
+    pub fn forward_add_silu(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        match residual {
+            Some(r) => x.group_norm_residual(
+                r,
+                self.groups,
+                Some(&self.weight),
+                Some(&self.bias),
+                self.eps,
+                true,
+            ),
+            None => self.forward_silu(x),
+        }
+    }
 }
 
 /// `torch.nn.Conv1d/2d/3d` (groups 1): `weight [out, in, k…]`.

@@ -442,6 +442,67 @@ fn temporal_attention_on_the_spatial_layout() {
     }
 }
 
+/// The `Backend` seams through the `Tensor` API, as the models call them: each shape either
+/// takes a fused kernel or falls back to the composition, and both must match the CPU.
+#[test]
+fn fusion_seams_match_the_cpu() {
+    let Some(_gpu) = gpu() else { return };
+    let mut rng = Rng::new("seams");
+    for dtype in DTYPES {
+        // (videos, frames, pixels, heads, head dim, value head dim): kernel-sized, an odd
+        // head dim, more frames than the kernel holds, and a narrower value.
+        for (b, frames, hw, heads, d, dv) in [
+            (2, 14, 37, 5, 64, 64),
+            (1, 3, 19, 3, 40, 40),
+            (2, 5, 11, 2, 24, 24),
+            (1, 33, 7, 2, 64, 64),
+            (2, 4, 9, 2, 64, 32),
+        ] {
+            let scale = 1.0 / (d as f32).sqrt();
+            let (cq, gq) = random(&mut rng, &[b * frames, hw, heads * d], dtype, 1.0);
+            let (ck, gk) = random(&mut rng, &[b * frames, hw, heads * d], dtype, 1.0);
+            let (cv, gv) = random(&mut rng, &[b * frames, hw, heads * dv], dtype, 1.0);
+            let want =
+                Tensor::temporal_attention(&cq, &ck, &cv, frames, heads, scale).expect("cpu");
+            let got = Tensor::temporal_attention(&gq, &gk, &gv, frames, heads, scale).expect("gpu");
+            assert_close(
+                &format!("temporal_attention f={frames} hw={hw} d={d} dv={dv}"),
+                &got,
+                &want,
+                dtype,
+                4.0,
+            );
+        }
+        // A full residual (fused kernel) and a per-channel one (the time embedding).
+        for (shape, rshape) in [
+            ([3usize, 12, 7, 9], [3usize, 12, 7, 9]),
+            ([1, 4, 131, 137], [1, 4, 131, 137]),
+            ([3, 12, 7, 9], [3, 12, 1, 1]),
+        ] {
+            let c = shape[1];
+            let (cx, gx) = random(&mut rng, &shape, dtype, 2.0);
+            let (cr, gr) = random(&mut rng, &rshape, dtype, 2.0);
+            let (cw, gw) = random(&mut rng, &[c], dtype, 1.0);
+            let (cb, gb) = random(&mut rng, &[c], dtype, 1.0);
+            for silu in [false, true] {
+                let want = cx
+                    .group_norm_residual(&cr, c / 4, Some(&cw), Some(&cb), 1e-5, silu)
+                    .expect("cpu");
+                let got = gx
+                    .group_norm_residual(&gr, c / 4, Some(&gw), Some(&gb), 1e-5, silu)
+                    .expect("gpu");
+                assert_close(
+                    &format!("group_norm_residual {shape:?} + {rshape:?} silu={silu}"),
+                    &got,
+                    &want,
+                    dtype,
+                    4.0,
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn layout_ops() {
     let Some(_gpu) = gpu() else { return };

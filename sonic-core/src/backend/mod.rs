@@ -256,6 +256,84 @@ pub trait Backend: Send + Sync + Debug {
     fn prelu(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
         prelu_composed(x, weight)
     }
+
+    /// Self-attention over the frames of every pixel, in the spatial layout the UNet keeps
+    /// its activations in: `q`, `k` `[b·frames, hw, h·d]` and `v` `[b·frames, hw, h·dv]`
+    /// (frames of a video adjacent) → `[b·frames, hw, h·dv]`. The default permutes to
+    /// `[b·hw, frames, ·]`, attends and permutes back; a backend that can address the
+    /// frames in place saves both copies.
+    fn temporal_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        frames: usize,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        temporal_attention_composed(q, k, v, frames, heads, scale)
+    }
+
+    /// `act(GroupNorm(x + residual))` where `residual` broadcasts to `x` (a full tensor, or
+    /// per-channel `[n, c, 1, …]` as the resnet blocks' time embedding). The default adds
+    /// then normalises; a backend can fold the add into the statistics pass.
+    #[allow(clippy::too_many_arguments)]
+    fn group_norm_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor> {
+        group_norm_residual_composed(x, residual, groups, weight, bias, eps, silu)
+    }
+}
+
+/// Temporal attention as permute, attention, permute: the default for backends without a
+/// kernel that reads the spatial layout directly.
+pub fn temporal_attention_composed(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    frames: usize,
+    heads: usize,
+    scale: f32,
+) -> Result<Tensor> {
+    let (bf, hw) = (q.dims()[0], q.dims()[1]);
+    let b = bf / frames;
+    let per_pixel = |t: &Tensor| -> Result<Tensor> {
+        let c = t.dims()[2];
+        t.reshape([b, frames, hw, c])?
+            .permute(&[0, 2, 1, 3])?
+            .reshape([b * hw, frames, c])
+    };
+    let y = Tensor::attention(&per_pixel(q)?, &per_pixel(k)?, &per_pixel(v)?, heads, scale)?;
+    let cv = y.dims()[2];
+    y.reshape([b, hw, frames, cv])?
+        .permute(&[0, 2, 1, 3])?
+        .reshape([bf, hw, cv])
+}
+
+/// GroupNorm of a sum as an add followed by the (optionally SiLU-fused) GroupNorm.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_residual_composed(
+    x: &Tensor,
+    residual: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+    silu: bool,
+) -> Result<Tensor> {
+    let sum = x.add(residual)?;
+    if silu {
+        sum.group_norm_silu(groups, weight, bias, eps)
+    } else {
+        sum.group_norm(groups, weight, bias, eps)
+    }
 }
 
 /// PReLU from `relu`, `minimum`, `mul` and `add`: the default for backends without a fused one.
@@ -267,6 +345,7 @@ pub fn prelu_composed(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
     } else {
         weight.clone()
     };
-    let neg = x.minimum(&Tensor::zeros([1], x.device())?)?;
+    let zero = Tensor::zeros([1], x.device())?.to_dtype(x.dtype())?;
+    let neg = x.minimum(&zero)?;
     x.relu()?.add(&neg.mul(&slope)?)
 }

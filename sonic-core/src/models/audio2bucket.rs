@@ -82,7 +82,10 @@ impl Audio2Bucket {
             ));
         }
         let audio = windows.reshape([n, c.audio_dim()])?;
-        let clip = Tensor::zeros([n, 1], audio.device())?.add(image_embeds)?;
+        // This MLP stays f32 while CLIP may run in half precision.
+        let clip = Tensor::zeros([n, 1], audio.device())?
+            .to_dtype(audio.dtype())?
+            .add(&image_embeds.to_dtype(audio.dtype())?)?;
         let x = Tensor::cat(&[&audio, &clip], 1)?;
         let x = self.proj1.forward(&x)?.silu()?;
         let x = self.proj2.forward(&x)?.silu()?;

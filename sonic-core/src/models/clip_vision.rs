@@ -208,7 +208,8 @@ impl ClipVision {
         let (b, c) = (pixel_values.dims()[0], cfg.hidden_size);
         let patches = self
             .patch_embedding
-            .forward(pixel_values)?
+            // Pixels are prepared in f32; the weights may be half precision on CUDA.
+            .forward(&pixel_values.to_dtype(self.patch_embedding.weight.dtype())?)?
             .reshape([b, c, cfg.patches_per_side().pow(2)])?
             .transpose(1, 2)?;
         let class = self

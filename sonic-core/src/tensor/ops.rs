@@ -234,6 +234,17 @@ impl Tensor {
         eps: f32,
         silu: bool,
     ) -> Result<Tensor> {
+        self.check_group_norm(groups, weight, bias)?;
+        self.backend()
+            .group_norm(self, groups, weight, bias, eps, silu)
+    }
+
+    fn check_group_norm(
+        &self,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+    ) -> Result<()> {
         if self.rank() < 2 || groups == 0 || !self.dims()[1].is_multiple_of(groups) {
             return Err(Error::invalid(
                 "group_norm",
@@ -245,9 +256,7 @@ impl Tensor {
         }
         let c = self.dims()[1];
         check_vector("group_norm", self, weight, c)?;
-        check_vector("group_norm", self, bias, c)?;
-        self.backend()
-            .group_norm(self, groups, weight, bias, eps, silu)
+        check_vector("group_norm", self, bias, c)
     }
 
     pub fn layer_norm(
@@ -307,6 +316,69 @@ impl Tensor {
             return zeros.add(v);
         }
         q.backend().attention(q, k, v, heads, scale)
+    }
+
+    /// Self-attention over the frames of each pixel with `q`, `k`, `v` in the spatial layout
+    /// `[b·frames, hw, ·]` (see [`crate::Backend::temporal_attention`]); the output keeps it.
+    pub fn temporal_attention(
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        frames: usize,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        same_device("temporal_attention", q, k)?;
+        same_device("temporal_attention", q, v)?;
+        let ok = q.rank() == 3
+            && k.dims() == q.dims()
+            && v.rank() == 3
+            && v.dims()[..2] == q.dims()[..2]
+            && frames > 0
+            && q.dims()[0].is_multiple_of(frames)
+            && heads > 0
+            && q.dims()[2].is_multiple_of(heads)
+            && v.dims()[2].is_multiple_of(heads);
+        if !ok {
+            return Err(Error::invalid(
+                "temporal_attention",
+                format!(
+                    "q {}, k {}, v {} with {frames} frames and {heads} heads",
+                    q.shape(),
+                    k.shape(),
+                    v.shape()
+                ),
+            ));
+        }
+        q.backend()
+            .temporal_attention(q, k, v, frames, heads, scale)
+    }
+
+    /// `GroupNorm(self + residual)`, followed by SiLU when `silu`; `residual` broadcasts to
+    /// `self`'s shape (see [`crate::Backend::group_norm_residual`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn group_norm_residual(
+        &self,
+        residual: &Tensor,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor> {
+        same_device("group_norm", self, residual)?;
+        // The sum must keep x's shape: a residual may broadcast into x, never widen it.
+        let out = self.shape().broadcast(residual.shape(), "group_norm")?;
+        if &out != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "group_norm",
+                expected: self.shape().clone(),
+                found: residual.shape().clone(),
+            });
+        }
+        self.check_group_norm(groups, weight, bias)?;
+        self.backend()
+            .group_norm_residual(self, residual, groups, weight, bias, eps, silu)
     }
 
     /// Diffusers' GEGLU activation on an already projected tensor.

@@ -80,6 +80,25 @@ fn choose(d: &Dims, dtype: DType) -> AttentionPath {
     }
 }
 
+/// Whether [`CudaBackend::spatial_temporal_attention`] can run a temporal-attention call:
+/// one shape and dtype for q, k and v, a head dim with a compiled variant, and no more
+/// frames than the kernel holds. Anything else takes the permute composition.
+pub(crate) fn temporal_kernel_fits(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    frames: usize,
+    heads: usize,
+) -> bool {
+    let head_dim = q.dims()[q.rank() - 1] / heads.max(1);
+    k.dims() == q.dims()
+        && v.dims() == q.dims()
+        && k.dtype() == q.dtype()
+        && v.dtype() == q.dtype()
+        && ATTENTION_HEAD_DIMS.contains(&head_dim)
+        && frames <= TEMPORAL_MAX_FRAMES
+}
+
 fn unsupported(path: AttentionPath, why: &str) -> Error {
     invalid(
         "attention",

@@ -4,10 +4,12 @@
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
 use sonic_core::backend::{
-    Backend, BinaryOp, ConvParams, CpuStorage, ResizeMode, Storage, UnaryOp,
+    group_norm_residual_composed, temporal_attention_composed, Backend, BinaryOp, ConvParams,
+    CpuStorage, ResizeMode, Storage, UnaryOp,
 };
 use sonic_core::{DType, Device, Error, Result, Shape, Tensor};
 
+use super::attention::temporal_kernel_fits;
 use super::blas::RowMajorGemm;
 use super::device::CudaBackend;
 use super::invalid;
@@ -608,6 +610,50 @@ impl Backend for CudaBackend {
         scale: f32,
     ) -> Result<Tensor> {
         self.attention_dispatch(q, k, v, heads, scale, None)
+    }
+
+    fn temporal_attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        frames: usize,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        if temporal_kernel_fits(q, k, v, frames, heads) {
+            self.spatial_temporal_attention(q, k, v, frames, heads, scale)
+        } else {
+            temporal_attention_composed(q, k, v, frames, heads, scale)
+        }
+    }
+
+    fn group_norm_residual(
+        &self,
+        x: &Tensor,
+        residual: &Tensor,
+        groups: usize,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        eps: f32,
+        silu: bool,
+    ) -> Result<Tensor> {
+        // The kernel reads the residual element for element; a broadcast one (the resnet
+        // blocks' time embedding) would have to be expanded first, which is the add itself.
+        if residual.dims() == x.dims() && residual.dtype() == x.dtype() {
+            CudaBackend::group_norm_residual(
+                self,
+                x,
+                Some(residual),
+                groups,
+                weight,
+                bias,
+                eps,
+                silu,
+            )
+        } else {
+            group_norm_residual_composed(x, residual, groups, weight, bias, eps, silu)
+        }
     }
 
     fn geglu(&self, x: &Tensor) -> Result<Tensor> {

@@ -2041,3 +2041,198 @@ mod noise {
         );
     }
 }
+
+/// The fusion seams: on the CPU their default must be exactly the composition the models
+/// used before the seams existed, and both must match a direct definition.
+mod seams {
+    use super::*;
+    use crate::backend::{group_norm_residual_composed, temporal_attention_composed};
+
+    /// Attention over the frames of every pixel, straight from the definition in f64.
+    fn naive_temporal(q: &Tensor, k: &Tensor, v: &Tensor, frames: usize, heads: usize) -> Vec<f64> {
+        let (bf, hw, c) = (q.dims()[0], q.dims()[1], q.dims()[2]);
+        let cv = v.dims()[2];
+        let (d, dv) = (c / heads, cv / heads);
+        let scale = 1.0 / (d as f64).sqrt();
+        let (qf, kf, vf) = (f64s(q), f64s(k), f64s(v));
+        let mut out = vec![0.0; bf * hw * cv];
+        for row in 0..bf {
+            let video = row / frames;
+            for p in 0..hw {
+                for h in 0..heads {
+                    let qi = (row * hw + p) * c + h * d;
+                    let scores: Vec<f64> = (0..frames)
+                        .map(|j| {
+                            let ki = ((video * frames + j) * hw + p) * c + h * d;
+                            (0..d).map(|e| qf[qi + e] * kf[ki + e]).sum::<f64>() * scale
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::MIN, f64::max);
+                    let w: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let total: f64 = w.iter().sum();
+                    for e in 0..dv {
+                        out[(row * hw + p) * cv + h * dv + e] = (0..frames)
+                            .map(|j| w[j] * vf[((video * frames + j) * hw + p) * cv + h * dv + e])
+                            .sum::<f64>()
+                            / total;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What the UNet's temporal block did before the seam: permute to `[b·hw, f, c]`,
+    /// attend, permute back.
+    fn permuted(q: &Tensor, k: &Tensor, v: &Tensor, frames: usize, heads: usize) -> Tensor {
+        let (bf, hw) = (q.dims()[0], q.dims()[1]);
+        let b = bf / frames;
+        let to = |t: &Tensor| {
+            let c = t.dims()[2];
+            t.reshape([b, frames, hw, c])
+                .unwrap()
+                .permute(&[0, 2, 1, 3])
+                .unwrap()
+                .reshape([b * hw, frames, c])
+                .unwrap()
+        };
+        let scale = 1.0 / ((q.dims()[2] / heads) as f32).sqrt();
+        let y = Tensor::attention(&to(q), &to(k), &to(v), heads, scale).unwrap();
+        let cv = y.dims()[2];
+        y.reshape([b, hw, frames, cv])
+            .unwrap()
+            .permute(&[0, 2, 1, 3])
+            .unwrap()
+            .reshape([bf, hw, cv])
+            .unwrap()
+    }
+
+    #[test]
+    fn temporal_attention_matches_the_permuted_composition_and_the_definition() {
+        // (videos, frames, pixels, heads, head dim, value head dim): odd sizes, one frame.
+        for (i, &(b, f, hw, heads, d, dv)) in [
+            (2, 3, 5, 2, 3, 3),
+            (1, 7, 9, 3, 5, 2),
+            (3, 1, 4, 1, 4, 4),
+            (2, 5, 1, 2, 7, 3),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seed = 10 * i as u64;
+            let q = randn(seed, &[b * f, hw, heads * d]);
+            let k = randn(seed + 1, &[b * f, hw, heads * d]);
+            let v = randn(seed + 2, &[b * f, hw, heads * dv]);
+            let scale = 1.0 / (d as f32).sqrt();
+            let seam = Tensor::temporal_attention(&q, &k, &v, f, heads, scale).unwrap();
+            let what = format!("case {i}");
+            assert_eq!(
+                seam.to_vec().unwrap(),
+                permuted(&q, &k, &v, f, heads).to_vec().unwrap(),
+                "{what}: seam vs permuted"
+            );
+            assert_eq!(
+                seam.to_vec().unwrap(),
+                temporal_attention_composed(&q, &k, &v, f, heads, scale)
+                    .unwrap()
+                    .to_vec()
+                    .unwrap(),
+                "{what}: seam vs default"
+            );
+            check(
+                &what,
+                &seam,
+                &[b * f, hw, heads * dv],
+                &naive_temporal(&q, &k, &v, f, heads),
+                TOL,
+            );
+        }
+    }
+
+    #[test]
+    fn temporal_attention_rejects_bad_layouts() {
+        let q = randn(1, &[6, 5, 4]);
+        let ok = |q: &Tensor, k: &Tensor, v: &Tensor, f, h| {
+            Tensor::temporal_attention(q, k, v, f, h, 1.0)
+        };
+        assert!(ok(&q, &q, &q, 3, 2).is_ok());
+        assert_invalid(ok(&q, &q, &q, 4, 2), "temporal_attention");
+        assert_invalid(ok(&q, &q, &q, 0, 2), "temporal_attention");
+        assert_invalid(ok(&q, &q, &q, 3, 3), "temporal_attention");
+        assert_invalid(ok(&q, &q, &q, 3, 0), "temporal_attention");
+        let other = randn(2, &[6, 4, 4]);
+        assert_invalid(ok(&q, &other, &q, 3, 2), "temporal_attention");
+        assert_invalid(ok(&q, &q, &other, 3, 2), "temporal_attention");
+        assert_invalid(
+            ok(&q.reshape([30, 4]).unwrap(), &q, &q, 3, 2),
+            "temporal_attention",
+        );
+        // The value width may differ from the query width, by whole heads.
+        assert!(ok(&q, &q, &randn(3, &[6, 5, 6]), 3, 2).is_ok());
+    }
+
+    #[test]
+    fn group_norm_residual_is_the_norm_of_the_sum() {
+        // x [n, c, …] with a full residual and with per-channel ones (the time embedding).
+        for (i, (dims, rdims)) in [
+            (vec![2, 6, 3, 5], vec![2, 6, 3, 5]),
+            (vec![2, 6, 3, 5], vec![2, 6, 1, 1]),
+            (vec![1, 4, 3, 5, 7], vec![1, 4, 3, 1, 1]),
+            (vec![3, 9, 7], vec![9, 1]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let groups = 3usize.min(dims[1]);
+            let groups = if dims[1].is_multiple_of(groups) {
+                groups
+            } else {
+                1
+            };
+            let seed = 20 * i as u64;
+            let x = randn(seed, &dims);
+            let r = randn(seed + 1, &rdims);
+            let w = randn(seed + 2, &[dims[1]]);
+            let b = randn(seed + 3, &[dims[1]]);
+            for silu in [false, true] {
+                let seam = x
+                    .group_norm_residual(&r, groups, Some(&w), Some(&b), 1e-5, silu)
+                    .unwrap();
+                let sum = x.add(&r).unwrap();
+                let explicit = if silu {
+                    sum.group_norm_silu(groups, Some(&w), Some(&b), 1e-5)
+                } else {
+                    sum.group_norm(groups, Some(&w), Some(&b), 1e-5)
+                }
+                .unwrap();
+                let what = format!("case {i}, silu {silu}");
+                assert_eq!(seam.dims(), &dims[..], "{what}");
+                assert_eq!(
+                    seam.to_vec().unwrap(),
+                    explicit.to_vec().unwrap(),
+                    "{what}: seam vs add then norm"
+                );
+                let default =
+                    group_norm_residual_composed(&x, &r, groups, Some(&w), Some(&b), 1e-5, silu)
+                        .unwrap();
+                assert_eq!(seam.to_vec().unwrap(), default.to_vec().unwrap(), "{what}");
+            }
+        }
+    }
+
+    #[test]
+    fn group_norm_residual_rejects_a_residual_that_widens_x() {
+        let x = randn(1, &[2, 4, 3, 3]);
+        let gn = |r: &Tensor| x.group_norm_residual(r, 2, None, None, 1e-5, true);
+        assert!(gn(&randn(2, &[1, 4, 1, 1])).is_ok());
+        assert!(matches!(
+            gn(&randn(2, &[2, 2, 4, 3, 3])),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(gn(&randn(2, &[2, 5, 3, 3])).is_err());
+        assert_invalid(
+            x.group_norm_residual(&x, 3, None, None, 1e-5, false),
+            "group_norm",
+        );
+    }
+}

@@ -86,11 +86,26 @@ impl Attention {
 
     /// `x [n, l, c]` attending to itself.
     pub fn self_attention(&self, x: &Tensor) -> Result<Tensor> {
-        let q = self.to_q.forward(x)?;
-        let k = self.to_k.forward(x)?;
-        let v = self.to_v.forward(x)?;
+        let (q, k, v) = self.qkv(x)?;
         self.to_out
             .forward(&Tensor::attention(&q, &k, &v, self.heads, self.scale)?)
+    }
+
+    /// `x [b·frames, hw, c]` attending, per pixel, to the frames of its video. Kept in the
+    /// spatial layout so a backend's temporal kernel reads the projections in place.
+    pub fn temporal_self_attention(&self, x: &Tensor, frames: usize) -> Result<Tensor> {
+        let (q, k, v) = self.qkv(x)?;
+        self.to_out.forward(&Tensor::temporal_attention(
+            &q, &k, &v, frames, self.heads, self.scale,
+        )?)
+    }
+
+    fn qkv(&self, x: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        Ok((
+            self.to_q.forward(x)?,
+            self.to_k.forward(x)?,
+            self.to_v.forward(x)?,
+        ))
     }
 
     /// `x [n, l, c]` attending to `ctx`. A single image token needs neither the queries nor
@@ -168,6 +183,7 @@ fn broadcast_single_token(v: &Tensor, query_dims: &[usize]) -> Result<Tensor> {
         ));
     }
     Tensor::zeros([m, n / m * lq, 1], v.device())?
+        .to_dtype(v.dtype())?
         .add(v)?
         .reshape([n, lq, c])
 }

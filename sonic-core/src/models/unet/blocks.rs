@@ -37,8 +37,9 @@ impl Downsample2D {
             return self.conv.forward(x);
         }
         let [n, c, h, w] = dims4(x)?;
-        let x = Tensor::cat(&[x, &Tensor::zeros([n, c, h, 1], x.device())?], 3)?;
-        let x = Tensor::cat(&[&x, &Tensor::zeros([n, c, 1, w + 1], x.device())?], 2)?;
+        let zeros = |dims: [usize; 4]| Tensor::zeros(dims, x.device())?.to_dtype(x.dtype());
+        let x = Tensor::cat(&[x, &zeros([n, c, h, 1])?], 3)?;
+        let x = Tensor::cat(&[&x, &zeros([n, c, 1, w + 1])?], 2)?;
         self.conv.forward(&x)
     }
 }

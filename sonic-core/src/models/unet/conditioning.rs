@@ -3,7 +3,7 @@
 
 use super::attention::{AudioTerm, CrossContext};
 use crate::backend::ResizeMode;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 /// The conditioning of one call on `batch` videos of `frames` frames each.
 #[derive(Clone, Debug)]
@@ -58,6 +58,28 @@ struct PreparedAudio {
     scale: f32,
 }
 
+impl UNetConditioning {
+    /// The conditioning in the UNet's working dtype; the added time ids are read on the
+    /// host, so they stay as they are.
+    pub fn to_dtype(&self, dtype: DType) -> Result<UNetConditioning> {
+        Ok(UNetConditioning {
+            image_tokens: self.image_tokens.to_dtype(dtype)?,
+            audio: self
+                .audio
+                .as_ref()
+                .map(|a| -> Result<AudioTokens> {
+                    Ok(AudioTokens {
+                        tokens: a.tokens.to_dtype(dtype)?,
+                        face_mask: a.face_mask.clone(),
+                        scale: a.scale,
+                    })
+                })
+                .transpose()?,
+            added_time_ids: self.added_time_ids.clone(),
+        })
+    }
+}
+
 impl Context {
     /// `resolutions`: the (h, w) of every UNet level, where the face mask is needed.
     pub fn new(
@@ -89,7 +111,7 @@ impl Context {
                 per_frame("audio tokens", &a.tokens)?;
                 let masks = match &a.face_mask {
                     None => Vec::new(),
-                    Some(mask) => resized_masks(mask, resolutions)?,
+                    Some(mask) => resized_masks(mask, resolutions, a.tokens.dtype())?,
                 };
                 Some(PreparedAudio {
                     tokens: a.tokens.clone(),
@@ -162,9 +184,11 @@ fn per_video(t: &Tensor, batch: usize, frames: usize, mode: TemporalContext) -> 
 
 /// The mask resized (PyTorch bicubic, a = −0.75, align_corners false) to every resolution,
 /// flattened to broadcast over the rows and channels of an attention output.
+/// Resized at the mask's own precision, then cast to `dtype`, the attention output's.
 fn resized_masks(
     mask: &Tensor,
     resolutions: &[(usize, usize)],
+    dtype: DType,
 ) -> Result<Vec<((usize, usize), Tensor)>> {
     let d = mask.dims();
     if d.len() != 4 || d[0] != 1 || d[1] != 1 {
@@ -178,7 +202,8 @@ fn resized_masks(
         .map(|&(h, w)| {
             let m = mask
                 .resize2d(h, w, ResizeMode::Bicubic, false)?
-                .reshape([1, h * w, 1])?;
+                .reshape([1, h * w, 1])?
+                .to_dtype(dtype)?;
             Ok(((h, w), m))
         })
         .collect()

@@ -45,8 +45,11 @@ impl TimestepEmbedding {
         })
     }
 
+    /// `x` is cast to the weights' dtype: the sinusoidal embeddings are built in f32 on
+    /// the host, whatever the model's precision.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.linear_2.forward(&self.linear_1.forward(x)?.silu()?)
+        let x = x.to_dtype(self.linear_1.weight.dtype())?;
+        self.linear_2.forward(&self.linear_1.forward(&x)?.silu()?)
     }
 }
 

@@ -314,6 +314,10 @@ impl UNetSpatioTemporalConditionModel {
         let c = &self.config;
         let [b, f, h, w] = self.check_inputs(sample, timesteps, cond)?;
         let device = sample.device();
+        // The weights' dtype is the working one (f16/bf16 on CUDA); latents and the f32
+        // audio tokens are cast on the way in, and the output goes back to the latents'.
+        let dtype = self.conv_in.weight.dtype();
+        let cond = &cond.to_dtype(dtype)?;
         let emb = self.time_embedding.forward(&sinusoidal_embedding(
             timesteps,
             c.block_out_channels[0],
@@ -337,9 +341,11 @@ impl UNetSpatioTemporalConditionModel {
             &resolutions,
         )?;
 
-        let mut x = self
-            .conv_in
-            .forward(&sample.reshape([b * f, c.in_channels, h, w])?)?;
+        let mut x = self.conv_in.forward(
+            &sample
+                .reshape([b * f, c.in_channels, h, w])?
+                .to_dtype(dtype)?,
+        )?;
         let mut skips = vec![x.clone()];
         for (i, block) in self.down_blocks.iter().enumerate() {
             let (out, res) = block.forward(&x, &emb, f, &ctx)?;
@@ -357,7 +363,8 @@ impl UNetSpatioTemporalConditionModel {
         let out = self
             .conv_out
             .forward(&self.conv_norm_out.forward_silu(&x)?)?;
-        out.reshape([b, f, c.out_channels, h, w])
+        out.reshape([b, f, c.out_channels, h, w])?
+            .to_dtype(sample.dtype())
     }
 
     /// The (h, w) of every level for a latent of `h × w`.

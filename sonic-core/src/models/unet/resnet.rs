@@ -56,13 +56,18 @@ impl ResnetBlock2D {
 
     /// `x [n, c, h, w]`, `temb [n, t]`.
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(&temb.silu()?)?;
-            let (n, c) = (t.dims()[0], t.dims()[1]);
-            h = h.add(&t.reshape([n, c, 1, 1])?)?;
-        }
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
+        let t = match (&self.time_emb_proj, temb) {
+            (Some(proj), Some(temb)) => {
+                let t = proj.forward(&temb.silu()?)?;
+                let (n, c) = (t.dims()[0], t.dims()[1]);
+                Some(t.reshape([n, c, 1, 1])?)
+            }
+            _ => None,
+        };
+        let h = self
+            .conv2
+            .forward(&self.norm2.forward_add_silu(&h, t.as_ref())?)?;
         let skip = match &self.conv_shortcut {
             Some(conv) => conv.forward(x)?,
             None => x.clone(),
@@ -108,13 +113,18 @@ impl TemporalResnetBlock {
 
     /// `x [b, c, f, h, w]`, `temb [b, f, t]`.
     pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        let mut h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
-        if let (Some(proj), Some(temb)) = (&self.time_emb_proj, temb) {
-            let t = proj.forward(&temb.silu()?)?.permute(&[0, 2, 1])?;
-            let (b, c, f) = (t.dims()[0], t.dims()[1], t.dims()[2]);
-            h = h.add(&t.reshape([b, c, f, 1, 1])?)?;
-        }
-        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
+        let h = self.conv1.forward(&self.norm1.forward_silu(x)?)?;
+        let t = match (&self.time_emb_proj, temb) {
+            (Some(proj), Some(temb)) => {
+                let t = proj.forward(&temb.silu()?)?.permute(&[0, 2, 1])?;
+                let (b, c, f) = (t.dims()[0], t.dims()[1], t.dims()[2]);
+                Some(t.reshape([b, c, f, 1, 1])?)
+            }
+            _ => None,
+        };
+        let h = self
+            .conv2
+            .forward(&self.norm2.forward_add_silu(&h, t.as_ref())?)?;
         x.add(&h)
     }
 }

@@ -23,6 +23,10 @@ fn builder(store: WeightStore) -> VarBuilder {
     VarBuilder::new(Arc::new(store), DType::F32, Device::Cpu)
 }
 
+fn fixture_model(name: &str) -> UNetSpatioTemporalConditionModel {
+    UNetSpatioTemporalConditionModel::new(config(name), &builder(fixture_weights(name))).unwrap()
+}
+
 fn config(name: &str) -> UNetConfig {
     read_config(&fixture(name)).unwrap()
 }
@@ -353,5 +357,41 @@ fn the_denoiser_runs_under_a_long_video_scheduler() {
     .unwrap();
     assert!(
         SonicDenoiser::new(&svd, sonic_conditioning(7), MultiCondGuidance::default(), 2).is_err()
+    );
+}
+
+/// Latents and the audio tokens stay f32 while the UNet's weights may be half precision, so
+/// the forward casts its inputs to the weights' dtype and its output back to the sample's.
+/// The CPU computes in f32 only, so here the roles are mirrored: f32 weights, half inputs.
+#[test]
+fn inputs_of_another_dtype_are_cast_at_the_boundary() {
+    let sonic = fixture_model("sonic_unet");
+    let (b, f) = (1, 3);
+    let through = |t: Tensor, dtype: DType| t.to_dtype(dtype).unwrap();
+    let sample = through(randn(&[b, f, 8, 8, 12], 1), DType::F16);
+    let image = through(randn(&[b * f, 1, 16], 2), DType::BF16);
+    let audio = through(randn(&[b * f, 3, 16], 3), DType::F16);
+    let mask = Tensor::ones([1, 1, 8, 12], Device::Cpu).unwrap();
+    let cond = |image: &Tensor, audio: &Tensor| UNetConditioning {
+        image_tokens: image.clone(),
+        audio: Some(AudioTokens {
+            tokens: audio.clone(),
+            face_mask: Some(mask.clone()),
+            scale: 1.0,
+        }),
+        added_time_ids: Tensor::from_slice(&[24.0, 60.0, 120.0], [b, 3], Device::Cpu).unwrap(),
+    };
+    let half = sonic
+        .forward(&sample, &[0.5], &cond(&image, &audio))
+        .unwrap();
+    assert_eq!(half.dtype(), DType::F16);
+    let f32s = |t: &Tensor| through(t.clone(), DType::F32);
+    let full = sonic
+        .forward(&f32s(&sample), &[0.5], &cond(&f32s(&image), &f32s(&audio)))
+        .unwrap();
+    assert_eq!(full.dtype(), DType::F32);
+    assert_eq!(
+        half.to_vec().unwrap(),
+        through(full, DType::F16).to_vec().unwrap()
     );
 }

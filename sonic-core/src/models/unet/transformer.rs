@@ -61,9 +61,16 @@ impl BasicTransformerBlock {
         })
     }
 
-    /// `x [b·f, h·w, c]`.
-    fn forward(&self, x: &Tensor, ctx: &CrossContext) -> Result<Tensor> {
-        let x = self.attn1.self_attention(&self.norm1.forward(x)?)?.add(x)?;
+    /// `x [b·f, h·w, c]`. `frames`: `None` attends over the positions of each frame,
+    /// `Some(f)` over the `f` frames of each position (the temporal block); every other
+    /// sub-layer is per token, or grouped per video, so the layout serves both.
+    fn forward(&self, x: &Tensor, frames: Option<usize>, ctx: &CrossContext) -> Result<Tensor> {
+        let normed = self.norm1.forward(x)?;
+        let attended = match frames {
+            None => self.attn1.self_attention(&normed)?,
+            Some(f) => self.attn1.temporal_self_attention(&normed, f)?,
+        };
+        let x = attended.add(x)?;
         let x = self
             .attn2
             .cross_attention(&self.norm2.forward(&x)?, ctx)?
@@ -90,23 +97,12 @@ impl TemporalBasicTransformerBlock {
         })
     }
 
-    /// `x [b·f, h·w, c]`; `ctx` holds one entry per video.
+    /// `x [b·f, h·w, c]`; `ctx` holds one entry per video. diffusers permutes to
+    /// `[b·hw, f, c]` here and back at the end; only the self-attention mixes frames, and
+    /// it takes the spatial layout, so no permute is needed.
     fn forward(&self, x: &Tensor, frames: usize, ctx: &CrossContext) -> Result<Tensor> {
-        let (bf, hw, c) = (x.dims()[0], x.dims()[1], x.dims()[2]);
-        let b = bf / frames;
-        let per_position = x
-            .reshape([b, frames, hw, c])?
-            .permute(&[0, 2, 1, 3])?
-            .reshape([b * hw, frames, c])?;
-        let h = self
-            .ff_in
-            .forward(&self.norm_in.forward(&per_position)?)?
-            .add(&per_position)?;
-        self.inner
-            .forward(&h, ctx)?
-            .reshape([b, hw, frames, c])?
-            .permute(&[0, 2, 1, 3])?
-            .reshape([bf, hw, c])
+        let h = self.ff_in.forward(&self.norm_in.forward(x)?)?.add(x)?;
+        self.inner.forward(&h, Some(frames), ctx)
     }
 }
 
@@ -174,7 +170,7 @@ impl TransformerSpatioTemporalModel {
             .iter()
             .zip(&self.temporal_transformer_blocks)
         {
-            hs = block.forward(&hs, &spatial)?;
+            hs = block.forward(&hs, None, &spatial)?;
             let with_position = hs
                 .reshape([b, frames, h * w, c])?
                 .add(&frame_emb)?

@@ -121,7 +121,10 @@ impl TemporalDecoder {
                 format!("latents {} are not videos of {frames} frames", z.shape()),
             ));
         }
-        let mut x = self.conv_in.forward(z)?;
+        // Latents come in f32 whatever the weights' precision; frames go back out in it.
+        let mut x = self
+            .conv_in
+            .forward(&z.to_dtype(self.conv_in.weight.dtype())?)?;
         let (first, rest) = self.mid_block.resnets.split_first().ok_or_else(|| {
             Error::invalid(
                 "vae decode",
@@ -150,7 +153,8 @@ impl TemporalDecoder {
         self.time_conv_out
             .forward(&x.reshape([b, frames, c, h, w])?.permute(&[0, 2, 1, 3, 4])?)?
             .permute(&[0, 2, 1, 3, 4])?
-            .reshape([bf, self.out_channels, h, w])
+            .reshape([bf, self.out_channels, h, w])?
+            .to_dtype(z.dtype())
     }
 
     pub fn decode(&self, z: &Tensor, frames: usize) -> Result<Tensor> {

@@ -111,7 +111,10 @@ impl VaeEncoder {
         image: &Tensor,
         trace: &mut dyn FnMut(&str, &Tensor),
     ) -> Result<Tensor> {
-        let mut x = self.conv_in.forward(image)?;
+        // The image comes in f32 whatever the weights' precision; the latent goes back in it.
+        let mut x = self
+            .conv_in
+            .forward(&image.to_dtype(self.conv_in.weight.dtype())?)?;
         for (i, block) in self.down_blocks.iter().enumerate() {
             for resnet in &block.resnets {
                 x = resnet.forward(&x, None)?;
@@ -131,7 +134,9 @@ impl VaeEncoder {
                 .conv_out
                 .forward(&self.conv_norm_out.forward_silu(&x)?)?,
         )?;
-        moments.narrow(1, 0, self.latent_channels)
+        moments
+            .narrow(1, 0, self.latent_channels)?
+            .to_dtype(image.dtype())
     }
 
     pub fn encode_latent_mean(&self, image: &Tensor) -> Result<Tensor> {

@@ -103,3 +103,24 @@ fn svd_config_parses() {
     assert_eq!(parsed, VaeConfig::svd());
     assert_eq!(parsed.downscale(), 8);
 }
+
+/// The decoder and encoder cast their input to the weights' dtype and their output back,
+/// so f32 latents and pixels meet half-precision weights on CUDA. On the CPU (f32 only)
+/// the roles are mirrored: half inputs, f32 weights.
+#[test]
+fn inputs_of_another_dtype_are_cast_at_the_boundary() {
+    let vae = assembled();
+    let half = |t: Tensor| t.to_dtype(DType::F16).unwrap();
+    let full = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+    let z = half(io("svd_vae_decode", "f5.latents"));
+    let frames = vae.decoder.decode(&z, 5).unwrap();
+    assert_eq!(frames.dtype(), DType::F16);
+    let want = half(vae.decoder.decode(&full(&z), 5).unwrap());
+    assert_eq!(frames.to_vec().unwrap(), want.to_vec().unwrap());
+
+    let image = half(io("svd_vae_encode", "image"));
+    let mean = vae.encoder.encode_latent_mean(&image).unwrap();
+    assert_eq!(mean.dtype(), DType::F16);
+    let want = half(vae.encoder.encode_latent_mean(&full(&image)).unwrap());
+    assert_eq!(mean.to_vec().unwrap(), want.to_vec().unwrap());
+}
