@@ -47,6 +47,10 @@ pub struct Settings {
     /// RIFE's flownet.pkl [default: RIFE/flownet.pkl in --weights, when present].
     #[arg(long, value_name = "FILE")]
     pub rife: Option<PathBuf>,
+    /// YOLOv5m-face weights exported to safetensors [default: yoloface_v5m.safetensors in
+    /// --weights, when present; else the built-in skin-tone detector].
+    #[arg(long, value_name = "FILE")]
+    pub yolo_face: Option<PathBuf>,
 
     /// cpu, cuda or cuda:N.
     #[arg(long)]
@@ -124,6 +128,7 @@ impl Settings {
             &mut s.svd_dir,
             &mut s.whisper_dir,
             &mut s.rife,
+            &mut s.yolo_face,
         ]
         .into_iter()
         .flatten()
@@ -154,6 +159,7 @@ impl Settings {
             svd_dir,
             whisper_dir,
             rife,
+            yolo_face,
             device,
             dtype,
             steps,
@@ -205,6 +211,7 @@ impl Settings {
             svd: self.svd_dir.clone(),
             whisper: self.whisper_dir.clone(),
             rife: self.rife.clone(),
+            yolo_face: self.yolo_face.clone(),
         }
     }
 
@@ -215,6 +222,7 @@ impl Settings {
             || self.svd_dir.is_some()
             || self.whisper_dir.is_some()
             || self.rife.is_some()
+            || self.yolo_face.is_some()
     }
 }
 

@@ -31,6 +31,9 @@ pub struct WeightPaths {
     pub whisper: PathBuf,
     /// RIFE's `flownet.pkl` (or its safetensors conversion), when there is one.
     pub rife: Option<PathBuf>,
+    /// YOLOv5m-face weights exported to safetensors, when there are some; without them the
+    /// built-in skin-tone detector finds the face.
+    pub yolo_face: Option<PathBuf>,
 }
 
 /// Per-component overrides of [`WeightPaths::from_root`]'s choices.
@@ -43,6 +46,8 @@ pub struct WeightOverrides {
     pub whisper: Option<PathBuf>,
     /// RIFE's `flownet.pkl`.
     pub rife: Option<PathBuf>,
+    /// YOLOv5m-face weights (a safetensors export of `yoloface_v5m.pt`).
+    pub yolo_face: Option<PathBuf>,
 }
 
 impl WeightPaths {
@@ -103,6 +108,7 @@ impl WeightPaths {
                     .find(|p| p.is_file()),
                 (None, None) => None,
             },
+            yolo_face: yolo_face(root, &overrides.yolo_face)?,
         };
         let config = paths.unet_config.join("config.json");
         if !config.is_file() {
@@ -123,6 +129,32 @@ impl WeightPaths {
         }
         Ok(paths)
     }
+}
+
+/// The exported YOLOv5m-face weights: given, or `yoloface_v5m.safetensors` beside the other
+/// folders. The TorchScript file as downloaded cannot be read without Python; finding only
+/// that one is worth a warning, not an error, since the built-in detector stands in.
+fn yolo_face(root: Option<&Path>, given: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    if let Some(file) = given {
+        if !file.is_file() {
+            return Err(Error::file(file, "missing: YOLOv5m-face weights"));
+        }
+        return Ok(Some(file.clone()));
+    }
+    let Some(root) = root else { return Ok(None) };
+    let exported = root.join("yoloface_v5m.safetensors");
+    if exported.is_file() {
+        return Ok(Some(exported));
+    }
+    let torchscript = root.join("yoloface_v5m.pt");
+    if torchscript.is_file() {
+        tracing::warn!(
+            "{}: TorchScript is not read directly; export it to yoloface_v5m.safetensors \
+             (docs/interpolation-and-faces.md). Using the built-in face detector.",
+            torchscript.display()
+        );
+    }
+    Ok(None)
 }
 
 /// `dir/stem.pth`, or its safetensors conversion (`sonic weights convert`).
@@ -220,6 +252,15 @@ mod tests {
             svd: Some(dir.path().join("a/stable-video-diffusion-img2vid-xt")),
             whisper: Some(dir.path().join("a/whisper-tiny")),
             rife: None,
+            yolo_face: Some(dir.path().join("a/nope.safetensors")),
+        };
+        let err = WeightPaths::resolve(None, &overrides)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing: YOLOv5m-face weights"), "{err}");
+        let overrides = WeightOverrides {
+            yolo_face: None,
+            ..overrides
         };
         let paths = WeightPaths::resolve(None, &overrides).unwrap();
         assert_eq!(paths.unet, dir.path().join("a/Sonic/unet.pth"));

@@ -10,7 +10,7 @@ use super::layout::WeightPaths;
 use crate::models::audio2bucket::{Audio2Bucket, Audio2BucketConfig};
 use crate::models::audio_proj::{AudioProjConfig, AudioProjModel};
 use crate::models::clip_vision::{ClipVision, ClipVisionConfig};
-use crate::models::face::{FaceDetector, SkinFaceDetector};
+use crate::models::face::{FaceDetector, SkinFaceDetector, YoloFaceDetector};
 use crate::models::rife::{FrameInterpolator, Rife, RifeConfig};
 use crate::models::sonic_audio::{AudioConditioner, SonicAudioConditioner};
 use crate::models::unet::{UNetConfig, UNetSpatioTemporalConditionModel};
@@ -165,6 +165,10 @@ impl ModelSet {
             Some(file) => Some(Box::new(Rife::load(file, device).map_err(in_file(file))?)),
             None => None,
         };
+        let face_detector: Box<dyn FaceDetector> = match &paths.yolo_face {
+            Some(file) => Box::new(YoloFaceDetector::load(file, device).map_err(in_file(file))?),
+            None => Box::new(SkinFaceDetector::default()),
+        };
         Ok(ModelSet {
             unet,
             vae: Box::new(vae),
@@ -172,7 +176,7 @@ impl ModelSet {
             audio_encoder: Box::new(audio_encoder),
             audio_encoder_name: crate::registry::BUILTIN_AUDIO_ENCODER.into(),
             conditioner: Box::new(conditioner),
-            face_detector: Box::new(SkinFaceDetector::default()),
+            face_detector,
             interpolator,
             source: ModelSource::Weights {
                 paths: Box::new(paths.clone()),
