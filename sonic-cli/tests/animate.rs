@@ -99,7 +99,8 @@ fn assert_fails(case: &Case, out: &Output, expected: &str, left: &[&str]) {
     assert_eq!(case.leftovers(), left, "{stderr}");
 }
 
-/// One H.264 and one AAC stream, lasting the audio's `seconds` within one 25 fps frame.
+/// One H.264 and one AAC stream; the file and its video last the audio's `seconds` within
+/// one 25 fps frame.
 /// Skipped without ffprobe unless SONIC_REQUIRE_FFPROBE=1 (as .ci/run sets).
 fn check_with_ffprobe(mp4: &Path, seconds: f64) {
     let probe = Command::new("ffprobe")
@@ -129,8 +130,13 @@ fn check_with_ffprobe(mp4: &Path, seconds: f64) {
         .map(|s| s["codec_name"].as_str().unwrap())
         .collect();
     assert_eq!(codecs, ["h264", "aac"]);
-    let duration: f64 = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    assert!((duration - seconds).abs() <= 0.04 + 1e-6, "{duration} s");
+    for duration in [&v["format"]["duration"], &v["streams"][0]["duration"]] {
+        let d: f64 = duration.as_str().unwrap().parse().unwrap();
+        assert!(
+            (d - seconds).abs() <= 0.04 + 1e-6,
+            "{d} s against {seconds} s"
+        );
+    }
 }
 
 #[test]
@@ -144,7 +150,7 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
     // The demo model carries RIFE, so the video is interpolated to 25 fps by default.
     assert_eq!(
         (v["output_frames"].as_u64(), v["fps"].as_f64()),
-        (Some(11), Some(25.0))
+        (Some(12), Some(25.0))
     );
     assert_eq!(v["seed"], 1);
     assert_eq!(v["trained"], false);
@@ -471,14 +477,16 @@ fn crop_and_rife_run_on_the_sample_portrait_and_a_faceless_image_falls_back() {
     assert_eq!(v["face_source"], "detected");
     assert_eq!(
         (v["output_frames"].as_u64(), v["interpolated"].as_bool()),
-        (Some(11), Some(true))
+        (Some(12), Some(true))
     );
     // The square crop makes a square working size.
     assert_eq!(v["width"], v["height"]);
-    // Video and audio end within one output frame of each other.
+    // The video ends within one output frame of the audio.
+    let video_s = v["output_frames"].as_f64().unwrap() / v["fps"].as_f64().unwrap();
+    let audio_s = v["audio_seconds"].as_f64().unwrap();
     assert!(
-        (v["duration_s"].as_f64().unwrap() - 0.5).abs() <= 0.04 + 1e-6,
-        "{v}"
+        (video_s - audio_s).abs() <= 0.04 + 1e-6,
+        "{video_s} s vs {audio_s} s"
     );
 
     portrait(&case.path("face.png"), 96, 80);

@@ -74,7 +74,8 @@ pub struct StageTimings {
 pub struct AnimateReport {
     /// Frames generated, one per 80 ms of audio.
     pub frames: usize,
-    /// Frames written: 2·frames − 1 with interpolation.
+    /// Frames written: with interpolation 2·frames (RIFE's 2·frames − 1 and the last one
+    /// held for a frame period).
     pub output_frames: usize,
     pub fps: f32,
     pub interpolated: bool,
@@ -319,8 +320,10 @@ impl SonicPipeline {
         let clock = Instant::now();
         let interpolator = self.interpolator(opts)?;
         let mut doubler = interpolator.map(FrameDoubler::new);
+        // RIFE gives 2F − 1 frames; the last is held for one more frame period so the video
+        // spans the F generated frames' 80 ms each, and ends with the audio as without it.
         let output_frames = match doubler {
-            Some(_) => 2 * frames - 1,
+            Some(_) => 2 * frames,
             None => frames,
         };
         progress.begin(Stage::Decode, output_frames as u64);
@@ -348,6 +351,11 @@ impl SonicPipeline {
                 }
                 Ok(())
             })?;
+        drop(emit);
+        if doubler.is_some() {
+            frame(&rgb)?;
+            progress.advance(1);
+        }
         progress.end();
         timings.decode_s = clock.elapsed().as_secs_f64();
 

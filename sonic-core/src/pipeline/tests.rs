@@ -93,7 +93,8 @@ fn the_demo_model_animates_deterministically_frame_by_frame() {
         ..opts.clone()
     };
     let (interpolated, report) = run(&pipeline, &prepared, &doubled);
-    assert_eq!((interpolated.len(), report.output_frames), (13, 13));
+    assert_eq!((interpolated.len(), report.output_frames), (14, 14));
+    assert_eq!(interpolated[12], interpolated[13], "the last frame is held");
     assert_eq!(report.fps, 25.0);
     for (k, f) in frames.iter().enumerate() {
         assert_eq!(&interpolated[2 * k], f, "frame {k} kept as generated");
