@@ -351,7 +351,6 @@ impl SonicPipeline {
                 }
                 Ok(())
             })?;
-        drop(emit);
         if doubler.is_some() {
             frame(&rgb)?;
             progress.advance(1);
