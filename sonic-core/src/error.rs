@@ -91,7 +91,7 @@ pub enum Error {
     Pth(#[from] crate::weights::pth::PthError),
 
     /// A video output refused to replace an existing file or directory.
-    #[error("{path} already exists; pass --overwrite to replace it")]
+    #[error("{path}: already exists (pass --overwrite to replace it)")]
     OutputExists { path: PathBuf },
 
     /// A video or audio encoder, or the container writer, failed on an output.

@@ -10,11 +10,11 @@ use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 use sonic_core::pipeline::{AnimateReport, ModelSet, ModelSource, SonicPipeline, WeightPaths};
-use sonic_core::video::{open_sink, AudioTrack, Fps, OutputFormat, VideoSpec};
+use sonic_core::video::{check_output, open_sink, AudioTrack, Fps, OutputFormat, VideoSpec};
 use sonic_core::{registry, DType, Device};
 
 #[derive(Debug, Args)]
@@ -86,7 +86,8 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
         Some(f) => f.parse::<OutputFormat>()?,
         None => OutputFormat::from_path(output)?,
     };
-    check_output(output, settings.overwrite)?;
+    // A bad output path fails here rather than after the models load.
+    check_output(format, output, settings.overwrite)?;
     let seed = fresh_seed();
     let opts = settings.options(seed)?;
     if settings.seed.is_none() && !quiet {
@@ -242,27 +243,4 @@ pub fn load_models(
     }
     let encoder = registry::audio_encoder(audio_encoder)?;
     Ok(models.with_audio_encoder(audio_encoder, encoder))
-}
-
-/// Fails before any work when the output exists (without --overwrite) or its folder does
-/// not; the sink checks again when it opens.
-fn check_output(output: &Path, overwrite: bool) -> anyhow::Result<()> {
-    if output.exists() && !overwrite {
-        bail!(
-            "{}: already exists (pass --overwrite to replace it)",
-            output.display()
-        );
-    }
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        bail!("{}: the folder does not exist", parent.display());
-    }
-    let probe = tempfile::Builder::new()
-        .prefix(".sonic-write-check")
-        .tempfile_in(parent)
-        .with_context(|| format!("{}: cannot write in this folder", parent.display()));
-    probe.map(drop)
 }

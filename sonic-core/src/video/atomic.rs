@@ -42,10 +42,7 @@ impl Target {
             _ => PathBuf::from("."),
         };
         if !dir.is_dir() {
-            return Err(Error::file(
-                path,
-                format!("the output directory {} does not exist", dir.display()),
-            ));
+            return Err(Error::file(&dir, "the folder does not exist"));
         }
         match fs::symlink_metadata(path) {
             Ok(meta) => {

@@ -92,6 +92,21 @@ pub fn open_sink(
     })
 }
 
+/// The checks [`open_sink`] makes of the output path, without opening a sink: its folder
+/// exists and takes a temporary, and the target is absent unless `overwrite`. For callers
+/// that want a bad output path to fail before minutes of model loading.
+pub fn check_output(format: OutputFormat, path: &Path, overwrite: bool) -> Result<()> {
+    let kind = match format {
+        OutputFormat::Png => atomic::Kind::FrameDir,
+        OutputFormat::Mp4 | OutputFormat::Gif => atomic::Kind::File,
+    };
+    let target = atomic::Target::check(path, overwrite, kind)?;
+    match kind {
+        atomic::Kind::File => target.temp_file().map(drop),
+        atomic::Kind::FrameDir => target.temp_dir().map(drop),
+    }
+}
+
 /// Frames written so far, and whether a write failed part-way through. After such a failure
 /// the output may be corrupt, so the sink refuses further frames and `finish`, and its
 /// temporary goes when the sink is dropped.
