@@ -16,7 +16,7 @@ use crate::models::rife::{FrameDoubler, FrameInterpolator};
 use crate::models::unet::{SonicConditioning, SonicDenoiser};
 use crate::rng::FrameNoise;
 use crate::sampling::{GuidanceSchedule, MultiCondGuidance, SvdSchedule};
-use crate::schedule::{scheduler, WindowDenoiser};
+use crate::schedule::{scheduler, Counting, WindowDenoiser};
 use crate::{registry, Error, Result, Shape, Tensor};
 
 /// Generated frames per second: one per two 40 ms audio units, as the reference.
@@ -301,6 +301,9 @@ impl SonicPipeline {
         let mut ticking = Ticking {
             inner: &mut denoiser,
             progress: &mut *progress,
+        };
+        let mut counting = Counting {
+            inner: &mut ticking,
             calls: 0,
             frames: 0,
         };
@@ -309,10 +312,10 @@ impl SonicPipeline {
             window,
             &sigmas,
             sampler.as_mut(),
-            &mut ticking,
+            &mut counting,
             opts.seed,
         )?;
-        let (calls, evaluations) = (ticking.calls, ticking.frames);
+        let (calls, evaluations) = (counting.calls, counting.frames);
         progress.end();
         drop(denoiser);
         timings.denoise_s = clock.elapsed().as_secs_f64();
@@ -449,12 +452,10 @@ fn to_rgb8(chw: &[f32], out: &mut Vec<u8>) {
     }
 }
 
-/// Counts denoiser calls and reports each as progress.
+/// Reports each denoiser call as progress and stops the run when the caller cancels.
 struct Ticking<'a> {
     inner: &'a mut dyn WindowDenoiser,
     progress: &'a mut dyn Progress,
-    calls: usize,
-    frames: usize,
 }
 
 impl WindowDenoiser for Ticking<'_> {
@@ -469,8 +470,6 @@ impl WindowDenoiser for Ticking<'_> {
             return Err(Error::invalid("animate", "interrupted"));
         }
         let out = self.inner.denoise_window(x, sigma, step, frames)?;
-        self.calls += 1;
-        self.frames += frames.len();
         self.progress.advance(1);
         Ok(out)
     }
