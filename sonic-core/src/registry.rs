@@ -157,6 +157,12 @@ pub fn audio_encoder(name: &str) -> Result<Box<dyn AudioEncoder>> {
     AUDIO_ENCODERS.factory(name)?()
 }
 
+/// Whether `name` is a registered audio encoder (the built-in included), without creating
+/// one; an unknown name is the error [`audio_encoder`] would give.
+pub fn check_audio_encoder(name: &str) -> Result<()> {
+    AUDIO_ENCODERS.factory(name).map(drop)
+}
+
 /// Every registered audio encoder, the built-in first.
 pub fn audio_encoders() -> Vec<ComponentInfo> {
     AUDIO_ENCODERS.list()
@@ -242,6 +248,9 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(builtin.contains("model weights"), "{builtin}");
+        check_audio_encoder(BUILTIN_AUDIO_ENCODER).unwrap();
+        check_audio_encoder("test-silence").unwrap();
+        assert!(check_audio_encoder("nope").is_err());
         let unknown = audio_encoder("nope").err().unwrap().to_string();
         assert!(unknown.contains("available: whisper"), "{unknown}");
     }

@@ -108,12 +108,7 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
     // Names and input files are checked first: a typo fails before minutes of loading.
     registry::sampler(&opts.sampler)?;
     sonic_core::schedule::scheduler(&opts.schedule)?;
-    if !registry::audio_encoders()
-        .iter()
-        .any(|e| e.name == opts.audio_encoder)
-    {
-        registry::audio_encoder(&opts.audio_encoder)?;
-    }
+    registry::check_audio_encoder(&opts.audio_encoder)?;
     for input in [image, audio] {
         if !input.is_file() {
             bail!("{}: no such file", input.display());
