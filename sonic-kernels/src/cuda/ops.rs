@@ -766,20 +766,12 @@ impl Backend for CudaBackend {
 
     fn upsample_nearest2d(&self, x: &Tensor, scale_h: usize, scale_w: usize) -> Result<Tensor> {
         let op = "upsample_nearest2d";
-        let r = x.rank();
-        let (h, w) = (x.dims()[r - 2], x.dims()[r - 1]);
-        let mut shape = x.dims().to_vec();
-        shape[r - 2] = h * scale_h;
-        shape[r - 1] = w * scale_w;
-        let y = self.alloc(shape, x.dtype())?;
+        let (h, w) = plane_dims(x);
+        let (y, planes) = self.alloc_planes(x, h * scale_h, w * scale_w)?;
         let n = y.elem_count();
-        let planes = (x.elem_count() / (h * w).max(1)) as i64;
         let f = self.function(Kernel::Layout, x.dtype(), None, op, 0)?;
         let (xp, yp) = (ptr(x, op)?, ptr(&y, op)?);
-        let ints = [h, w, scale_h, scale_w]
-            .iter()
-            .map(|&v| i32_arg(v, op))
-            .collect::<Result<Vec<_>>>()?;
+        let ints = i32_args(&[h, w, scale_h, scale_w], op)?;
         // SAFETY: x is [planes, h, w], y [planes, h·sh, w·sw].
         unsafe {
             launch!(self, f, elementwise(n); xp, yp, planes, ints[0], ints[1], ints[2], ints[3])
@@ -796,20 +788,12 @@ impl Backend for CudaBackend {
         align_corners: bool,
     ) -> Result<Tensor> {
         let op = "resize2d";
-        let r = x.rank();
-        let (h, w) = (x.dims()[r - 2], x.dims()[r - 1]);
-        let mut shape = x.dims().to_vec();
-        shape[r - 2] = out_h;
-        shape[r - 1] = out_w;
-        let y = self.alloc(shape, x.dtype())?;
+        let (h, w) = plane_dims(x);
+        let (y, planes) = self.alloc_planes(x, out_h, out_w)?;
         let n = y.elem_count();
-        let planes = (x.elem_count() / (h * w).max(1)) as i64;
         let f = self.function(Kernel::Layout, x.dtype(), None, op, 0)?;
         let (xp, yp) = (ptr(x, op)?, ptr(&y, op)?);
-        let ints = [h, w, out_h, out_w]
-            .iter()
-            .map(|&v| i32_arg(v, op))
-            .collect::<Result<Vec<_>>>()?;
+        let ints = i32_args(&[h, w, out_h, out_w], op)?;
         let bicubic = i32::from(mode == ResizeMode::Bicubic);
         let align = i32::from(align_corners);
         // SAFETY: x is [planes, h, w], y [planes, out_h, out_w]; taps are clamped in-range.
@@ -817,5 +801,28 @@ impl Backend for CudaBackend {
             launch!(self, f, elementwise(n); xp, yp, planes, ints[0], ints[1], ints[2], ints[3], bicubic, align)
         }?;
         Ok(y)
+    }
+}
+
+/// The last two dimensions of `x`: the planes resampling kernels work on.
+fn plane_dims(x: &Tensor) -> (usize, usize) {
+    let r = x.rank();
+    (x.dims()[r - 2], x.dims()[r - 1])
+}
+
+fn i32_args(values: &[usize], op: &'static str) -> Result<Vec<i32>> {
+    values.iter().map(|&v| i32_arg(v, op)).collect()
+}
+
+impl CudaBackend {
+    /// `x`'s shape with its planes resized to `out_h`×`out_w`, allocated; and how many planes.
+    fn alloc_planes(&self, x: &Tensor, out_h: usize, out_w: usize) -> Result<(Tensor, i64)> {
+        let (h, w) = plane_dims(x);
+        let r = x.rank();
+        let mut shape = x.dims().to_vec();
+        shape[r - 2] = out_h;
+        shape[r - 1] = out_w;
+        let planes = (x.elem_count() / (h * w).max(1)) as i64;
+        Ok((self.alloc(shape, x.dtype())?, planes))
     }
 }
