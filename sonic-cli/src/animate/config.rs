@@ -47,8 +47,8 @@ pub struct Settings {
     /// RIFE's flownet.pkl [default: RIFE/flownet.pkl in --weights, when present].
     #[arg(long, value_name = "FILE")]
     pub rife: Option<PathBuf>,
-    /// YOLOv5m-face weights exported to safetensors [default: yoloface_v5m.safetensors in
-    /// --weights, when present; else the built-in skin-tone detector].
+    /// YOLOv5m-face weights: yoloface_v5m.pt as downloaded, or a state dict export [default:
+    /// yoloface_v5m.pt in --weights, when present; else the built-in skin-tone detector].
     #[arg(long, value_name = "FILE")]
     pub yolo_face: Option<PathBuf>,
 

@@ -31,8 +31,8 @@ pub struct WeightPaths {
     pub whisper: PathBuf,
     /// RIFE's `flownet.pkl` (or its safetensors conversion), when there is one.
     pub rife: Option<PathBuf>,
-    /// YOLOv5m-face weights exported to safetensors, when there are some; without them the
-    /// built-in skin-tone detector finds the face.
+    /// YOLOv5m-face weights (`yoloface_v5m.pt` as downloaded, or a state dict export), when
+    /// there are some; without them the built-in skin-tone detector finds the face.
     pub yolo_face: Option<PathBuf>,
 }
 
@@ -46,7 +46,7 @@ pub struct WeightOverrides {
     pub whisper: Option<PathBuf>,
     /// RIFE's `flownet.pkl`.
     pub rife: Option<PathBuf>,
-    /// YOLOv5m-face weights (a safetensors export of `yoloface_v5m.pt`).
+    /// YOLOv5m-face weights (`yoloface_v5m.pt`, or a state dict export of it).
     pub yolo_face: Option<PathBuf>,
 }
 
@@ -97,18 +97,18 @@ impl WeightPaths {
             vae: svd.join("vae"),
             image_encoder: svd.join("image_encoder"),
             whisper,
-            rife: match (&overrides.rife, root) {
-                (Some(file), _) if !file.is_file() => {
-                    return Err(Error::file(file, "missing: RIFE's flownet.pkl"))
-                }
-                (Some(file), _) => Some(file.clone()),
-                (None, Some(root)) => ["RIFE/flownet.pkl", "RIFE/flownet.safetensors"]
-                    .iter()
-                    .map(|n| root.join(n))
-                    .find(|p| p.is_file()),
-                (None, None) => None,
-            },
-            yolo_face: yolo_face(root, &overrides.yolo_face)?,
+            rife: optional_file(
+                root,
+                &overrides.rife,
+                &["RIFE/flownet.pkl", "RIFE/flownet.safetensors"],
+                "RIFE's flownet.pkl",
+            )?,
+            yolo_face: optional_file(
+                root,
+                &overrides.yolo_face,
+                &["yoloface_v5m.pt", "yoloface_v5m.safetensors"],
+                "YOLOv5m-face weights",
+            )?,
         };
         let config = paths.unet_config.join("config.json");
         if !config.is_file() {
@@ -131,30 +131,21 @@ impl WeightPaths {
     }
 }
 
-/// The exported YOLOv5m-face weights: given, or `yoloface_v5m.safetensors` beside the other
-/// folders. The TorchScript file as downloaded cannot be read without Python; finding only
-/// that one is worth a warning, not an error, since the built-in detector stands in.
-fn yolo_face(root: Option<&Path>, given: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+/// A component the pipeline can do without: the file given, which must exist, or the first
+/// of `names` under `root` that does.
+fn optional_file(
+    root: Option<&Path>,
+    given: &Option<PathBuf>,
+    names: &[&str],
+    what: &str,
+) -> Result<Option<PathBuf>> {
     if let Some(file) = given {
         if !file.is_file() {
-            return Err(Error::file(file, "missing: YOLOv5m-face weights"));
+            return Err(Error::file(file, format!("missing: {what}")));
         }
         return Ok(Some(file.clone()));
     }
-    let Some(root) = root else { return Ok(None) };
-    let exported = root.join("yoloface_v5m.safetensors");
-    if exported.is_file() {
-        return Ok(Some(exported));
-    }
-    let torchscript = root.join("yoloface_v5m.pt");
-    if torchscript.is_file() {
-        tracing::warn!(
-            "{}: TorchScript is not read directly; export it to yoloface_v5m.safetensors \
-             (docs/interpolation-and-faces.md). Using the built-in face detector.",
-            torchscript.display()
-        );
-    }
-    Ok(None)
+    Ok(root.and_then(|root| names.iter().map(|n| root.join(n)).find(|p| p.is_file())))
 }
 
 /// `dir/stem.pth`, or its safetensors conversion (`sonic weights convert`).
@@ -204,6 +195,11 @@ mod tests {
         let root = dir.path();
         reference_layout(root);
         let paths = WeightPaths::resolve(Some(root), &WeightOverrides::default()).unwrap();
+        assert_eq!(paths.yolo_face, None);
+        touch(&root.join("yoloface_v5m.safetensors"));
+        touch(&root.join("yoloface_v5m.pt"));
+        let paths = WeightPaths::resolve(Some(root), &WeightOverrides::default()).unwrap();
+        assert_eq!(paths.yolo_face, Some(root.join("yoloface_v5m.pt")));
         assert_eq!(
             paths.audio2bucket,
             root.join("Sonic/audio2bucket.safetensors")
@@ -264,6 +260,7 @@ mod tests {
         };
         let paths = WeightPaths::resolve(None, &overrides).unwrap();
         assert_eq!(paths.unet, dir.path().join("a/Sonic/unet.pth"));
+        assert_eq!(paths.yolo_face, None);
         assert!(WeightPaths::resolve(None, &WeightOverrides::default()).is_err());
     }
 }

@@ -131,9 +131,8 @@ impl YoloFaceDetector {
         })
     }
 
-    /// Loads yolov5m-face from a state dict file (safetensors or a `torch.save`d `.pth`), in
-    /// f32. The released `yoloface_v5m.pt` is a TorchScript archive, which has to be
-    /// exported to a state dict first (see docs/interpolation-and-faces.md).
+    /// Loads yolov5m-face in f32 from the released TorchScript archive (`yoloface_v5m.pt`)
+    /// or from a state dict file (safetensors or a `torch.save`d `.pth`).
     pub fn load(path: &Path, device: Device) -> Result<Self> {
         Self::load_with(path, YoloConfig::default(), device)
     }

@@ -803,6 +803,22 @@ mod tests {
         assert!(worst < 1e-5, "{worst}");
     }
 
+    #[test]
+    fn torchscript_archive_gives_the_same_rows() {
+        let path = fixture("yolo_face").join("weights.pt");
+        let script = YoloFaceDetector::load_with(&path, tiny_config(), Device::Cpu).unwrap();
+        let report = script.report();
+        assert!(report.is_clean() && report.unused.is_empty(), "{report}");
+        let image = Tensor::from_vec(
+            (0..3 * 64 * 96).map(|i| (i % 89) as f32 / 89.0).collect(),
+            [1, 3, 64, 96],
+            Device::Cpu,
+        )
+        .unwrap();
+        let rows = |det: &YoloFaceDetector| det.net().forward(&image).unwrap().rows.to_vec();
+        assert_eq!(rows(&script).unwrap(), rows(&tiny_detector()).unwrap());
+    }
+
     fn fixture_vb() -> VarBuilder {
         let store =
             crate::weights::WeightStore::open(&[fixture("yolo_face").join("weights.safetensors")])

@@ -26,7 +26,7 @@ pub enum PthError {
     #[error("{file}: big-endian checkpoints are not supported")]
     BigEndian { file: String },
 
-    #[error("{file}: refusing to import {global}: only tensor state dicts are supported")]
+    #[error("{file}: refusing to import {global}: only tensor state dicts and TorchScript modules are read")]
     ForbiddenGlobal { file: String, global: String },
 
     #[error("{file}: unknown pickle opcode {opcode} at byte {offset} of data.pkl")]

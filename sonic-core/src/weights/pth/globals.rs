@@ -1,8 +1,9 @@
 //! The allow-list of Python globals a checkpoint may name.
 //!
 //! A pickle can import any callable and call it; that is how malicious checkpoints run code.
-//! Only the handful of names torch writes for tensor state dicts resolve here, each to a fixed
-//! symbolic meaning (see `rebuild`); nothing is ever looked up or called.
+//! Only the handful of names torch writes for tensor state dicts and TorchScript archives
+//! resolve here, each to a fixed symbolic meaning (see `rebuild`); nothing is ever looked up
+//! or called.
 
 use safetensors::Dtype;
 
@@ -14,6 +15,12 @@ pub(crate) enum Global {
     RebuildParameterWithState,
     /// A `torch.*Storage` class, which only identifies the element type of a storage.
     StorageType(Dtype),
+    /// A TorchScript module class (`__torch__.…`): instantiated as a passive attribute bag
+    /// whose state BUILD sets; its methods live in the archive's `code/` and are never read.
+    ScriptClass,
+    /// A `torch.jit._pickle` helper (`build_intlist`, `restore_type_tag`, …): each returns its
+    /// first argument, tagged with a type this reader has no use for.
+    ScriptTypeTag,
 }
 
 pub(crate) enum Refusal {
@@ -24,6 +31,15 @@ pub(crate) enum Refusal {
     UnsupportedTensor,
 }
 
+/// The `torch.jit._pickle` helpers TorchScript writes around typed attributes.
+const SCRIPT_TYPE_TAGS: &[&str] = &[
+    "build_intlist",
+    "build_doublelist",
+    "build_boollist",
+    "build_tensorlist",
+    "restore_type_tag",
+];
+
 pub(crate) fn resolve(module: &str, name: &str) -> Result<Global, Refusal> {
     match (module, name) {
         ("collections", "OrderedDict") => Ok(Global::OrderedDict),
@@ -33,6 +49,10 @@ pub(crate) fn resolve(module: &str, name: &str) -> Result<Global, Refusal> {
         ("torch._utils", rebuild) if rebuild.starts_with("_rebuild_") => {
             Err(Refusal::UnsupportedTensor)
         }
+        (module, _) if module == "__torch__" || module.starts_with("__torch__.") => {
+            Ok(Global::ScriptClass)
+        }
+        ("torch.jit._pickle", tag) if SCRIPT_TYPE_TAGS.contains(&tag) => Ok(Global::ScriptTypeTag),
         ("torch", storage) => match storage_dtype(storage) {
             Some(dtype) => Ok(Global::StorageType(dtype)),
             None if storage.ends_with("Storage") => Err(Refusal::UnsupportedTensor),

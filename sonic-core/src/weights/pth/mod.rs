@@ -1,5 +1,6 @@
 //! Reads PyTorch `.pth` checkpoints (the zip format `torch.save` has written since torch 1.6)
-//! without running any of the Python code a pickle can carry.
+//! and TorchScript archives (`torch.jit.save`) without running any of the Python code a
+//! pickle can carry.
 //!
 //! # Format
 //!
@@ -14,15 +15,25 @@
 //!   same storage, at different offsets and with arbitrary strides.
 //! * `byteorder` — `little` or `big`; absent in files from older versions, which are little.
 //!
+//! A TorchScript archive has the same records plus `code/` (the modules' TorchScript source)
+//! and `constants.pkl`. Its `data.pkl` pickles the module tree: each module is an instance of
+//! a `__torch__.…` class whose attributes (parameters, buffers, submodules, typed lists
+//! wrapped in `torch.jit._pickle` helpers) arrive as the state of a BUILD. Attributes are
+//! walked like dict entries, so tensors get their `state_dict()` names; tensor attributes
+//! that are neither parameters nor buffers come along too, since telling them apart would
+//! mean reading the code.
+//!
 //! # Safety rules
 //!
 //! Unpickling in Python imports whatever globals the pickle names and calls them, which lets a
 //! checkpoint run arbitrary code. Here the pickle is interpreted as data:
 //!
 //! * only a fixed allow-list of globals may be named (`collections.OrderedDict`, torch's
-//!   tensor and parameter rebuild helpers and its storage classes); any other name, such as
-//!   `os.system` or `builtins.eval`, is refused with [`PthError::ForbiddenGlobal`];
-//! * nothing is ever called: `REDUCE` on an allowed helper records the tensor it describes;
+//!   tensor and parameter rebuild helpers and its storage classes, TorchScript's `__torch__`
+//!   classes and `torch.jit._pickle` type tags); any other name, such as `os.system` or
+//!   `builtins.eval`, is refused with [`PthError::ForbiddenGlobal`];
+//! * nothing is ever called: `REDUCE` on an allowed helper records the tensor it describes,
+//!   and a TorchScript class only ever becomes a passive bag of attributes;
 //! * every length, index, shape and stride from the file is checked, with overflow-checked
 //!   arithmetic, against the bytes actually present; memo, object graph, names and tensor
 //!   data all have allocation caps proportional to the input, so a hostile file yields an
@@ -59,9 +70,9 @@ pub struct PthTensor {
     pub data: Vec<u8>,
 }
 
-/// Reads every tensor of a torch.save'd state dict (or a dict nesting one), keys flattened
-/// with '.' in file order. A top-level dict whose only entry is a dict under "state_dict",
-/// "model" or "module" is unwrapped.
+/// Reads every tensor of a torch.save'd state dict (or a dict nesting one) or of a TorchScript
+/// module, keys flattened with '.' in file order. A top-level dict whose only entry is a dict
+/// under "state_dict", "model" or "module" is unwrapped.
 pub fn read_pth(path: &Path) -> Result<Vec<(String, PthTensor)>, PthError> {
     let name = path.display().to_string();
     let io_error = |error| PthError::Io {

@@ -1,4 +1,5 @@
-//! A pickle interpreter restricted to what `torch.save` emits for state dicts.
+//! A pickle interpreter restricted to what `torch.save` emits for state dicts and
+//! `torch.jit.save` for TorchScript modules.
 //!
 //! It builds a passive object graph: containers live in a [`Heap`] and are referred to by id,
 //! so memo references share objects the way Python does, cycles cannot leak, and cloning a
@@ -85,6 +86,10 @@ pub(crate) enum Obj {
     Dict(Vec<(Value, Value)>),
     Storage(StorageRef),
     Tensor(TensorRef),
+    /// A TorchScript module; `state` is the attribute dict BUILD gave it.
+    Object {
+        state: Option<Value>,
+    },
 }
 
 pub(crate) struct Heap {
@@ -114,7 +119,7 @@ impl Heap {
         let payload = match &obj {
             Obj::Tuple(items) | Obj::List(items) => items.len() * size_of::<Value>(),
             Obj::Dict(entries) => entries.len() * 2 * size_of::<Value>(),
-            Obj::Storage(_) => 0,
+            Obj::Storage(_) | Obj::Object { .. } => 0,
             Obj::Tensor(t) => (t.shape.len() + t.strides.len()) * size_of::<usize>(),
         };
         let cost = size_of::<Obj>() + payload;
@@ -151,6 +156,7 @@ impl Heap {
                 Obj::Dict(_) => "dict",
                 Obj::Storage(_) => "storage",
                 Obj::Tensor(_) => "tensor",
+                Obj::Object { .. } => "TorchScript object",
             },
         }
     }
@@ -295,11 +301,16 @@ impl<'a> Machine<'a> {
                     let result = rebuild::instantiate(&mut self.heap, &class, &args, self.file)?;
                     self.stack.push(result);
                 }
-                // BUILD would set instance attributes (an OrderedDict's `_metadata`, say);
-                // none of them matter for reading tensors.
+                // BUILD sets instance attributes. A TorchScript module keeps them: they hold
+                // its parameters and submodules. Anything else (an OrderedDict's `_metadata`)
+                // has none that matter for reading tensors.
                 op::BUILD => {
-                    self.pop()?;
-                    self.top()?;
+                    let state = self.pop()?;
+                    if let Value::Obj(id) = self.top()? {
+                        if let Obj::Object { state: slot } = self.heap.get_mut(*id) {
+                            *slot = Some(state);
+                        }
+                    }
                 }
                 op::SETITEM => {
                     let value = self.pop()?;

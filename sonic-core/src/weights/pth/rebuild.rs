@@ -134,10 +134,15 @@ pub(crate) fn call(
                 )),
             }
         }
-        Global::StorageType(_) => {
+        Global::ScriptTypeTag => {
+            return args.first().cloned().ok_or_else(|| {
+                PthError::malformed(file, "a torch.jit._pickle helper without an argument")
+            })
+        }
+        Global::StorageType(_) | Global::ScriptClass => {
             return Err(PthError::malformed(
                 file,
-                "a storage class is called like a function",
+                "a class is called like a function",
             ))
         }
     };
@@ -156,9 +161,13 @@ pub(crate) fn instantiate(
         (Value::Global(Global::OrderedDict), Some(Obj::Tuple(_))) => {
             heap.alloc(Obj::Dict(Vec::new()), file)
         }
+        // A TorchScript module's attributes arrive afterwards as the state of BUILD.
+        (Value::Global(Global::ScriptClass), Some(Obj::Tuple(_))) => {
+            heap.alloc(Obj::Object { state: None }, file)
+        }
         (Value::Global(_), _) => Err(PthError::unsupported(
             file,
-            "NEWOBJ of a class other than OrderedDict",
+            "NEWOBJ of a class other than OrderedDict or a TorchScript module",
         )),
         _ => Err(PthError::malformed(
             file,

@@ -1,4 +1,7 @@
 //! Turns the unpickled object graph into `(dotted name, tensor)` pairs in file order.
+//!
+//! A TorchScript module contributes its attributes the way a dict contributes its entries, so
+//! its tensors get the names `state_dict()` gives them (`model.0.conv.weight`).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,16 +26,15 @@ pub(crate) fn named_tensors(
     file: &str,
 ) -> Result<Vec<(String, TensorRef)>, PthError> {
     let heap = &unpickled.heap;
-    let Some(Obj::Dict(root)) = heap.deref(&unpickled.root) else {
+    let Some(mut entries) = members(heap, &unpickled.root) else {
         return Err(PthError::unsupported(
             file,
             format!(
-                "the checkpoint holds a {}, not a dict of tensors",
+                "the checkpoint holds a {}, not a dict of tensors or a TorchScript module",
                 heap.kind(&unpickled.root)
             ),
         ));
     };
-    let mut entries: &[(Value, Value)] = root;
     for _ in 0..MAX_DEPTH {
         let [(Value::Str(key), inner)] = entries else {
             break;
@@ -54,6 +56,18 @@ pub(crate) fn named_tensors(
     };
     walk.dict(entries, "", 0)?;
     Ok(walk.tensors)
+}
+
+/// The named members of a dict, or of a TorchScript module with its attributes set.
+fn members<'h>(heap: &'h Heap, value: &Value) -> Option<&'h [(Value, Value)]> {
+    match heap.deref(value)? {
+        Obj::Dict(entries) => Some(entries),
+        Obj::Object { state: Some(state) } => match heap.deref(state)? {
+            Obj::Dict(entries) => Some(entries),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 struct Walk<'h> {
@@ -97,10 +111,10 @@ impl Walk<'_> {
                 format!("{prefix}.{key}")
             };
             // Anything else is a non-tensor leaf (a step counter, a config string) and skipped.
-            match self.heap.deref(value) {
-                Some(Obj::Tensor(tensor)) => self.add(name, tensor.clone()),
-                Some(Obj::Dict(inner)) => self.dict(inner, &name, depth + 1)?,
-                _ => {}
+            if let Some(Obj::Tensor(tensor)) = self.heap.deref(value) {
+                self.add(name, tensor.clone());
+            } else if let Some(inner) = members(self.heap, value) {
+                self.dict(inner, &name, depth + 1)?;
             }
         }
         Ok(())

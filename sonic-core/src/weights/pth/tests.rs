@@ -48,12 +48,20 @@ fn assert_names_file(err: &PthError, file: &str) {
 }
 
 fn assert_matches_expected(tensors: &[(String, PthTensor)], expected_key: impl Fn(&str) -> &str) {
-    let bytes = read_fixture("expected.safetensors");
-    let expected = SafeTensors::deserialize(&bytes).expect("expected.safetensors parses");
+    assert_matches_file(tensors, "expected.safetensors", expected_key);
+}
+
+fn assert_matches_file(
+    tensors: &[(String, PthTensor)],
+    expected_file: &str,
+    expected_key: impl Fn(&str) -> &str,
+) {
+    let bytes = read_fixture(expected_file);
+    let expected = SafeTensors::deserialize(&bytes).expect("expected tensors parse");
     for (name, tensor) in tensors {
         let want = expected
             .tensor(expected_key(name))
-            .unwrap_or_else(|_| panic!("{name} is not in expected.safetensors"));
+            .unwrap_or_else(|_| panic!("{name} is not in {expected_file}"));
         assert_eq!(tensor.dtype, want.dtype(), "dtype of {name}");
         assert_eq!(tensor.shape, want.shape(), "shape of {name}");
         assert_eq!(tensor.data, want.data(), "bytes of {name}");
@@ -169,9 +177,66 @@ fn code_execution_attempt_is_refused() {
         other => panic!("expected ForbiddenGlobal, got {other}"),
     }
     assert_names_file(&err, "code.pth");
-    assert!(err
-        .to_string()
-        .contains("refusing to import os.system: only tensor state dicts are supported"));
+    assert!(err.to_string().contains(
+        "refusing to import os.system: only tensor state dicts and TorchScript modules are read"
+    ));
+}
+
+#[test]
+fn torchscript_module_reads_under_state_dict_names() {
+    let tensors = read_pth(&fixture("script.pt")).expect("script.pt reads");
+    // TorchScript also pickles tensor attributes that are neither parameters nor buffers;
+    // they come along under their attribute names.
+    let (extra, state): (Vec<_>, Vec<_>) = tensors
+        .into_iter()
+        .partition(|(name, _)| name.ends_with(".plain"));
+    let extra: Vec<&str> = extra.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(extra, ["body.0.plain", "body.2.plain"]);
+
+    let bytes = read_fixture("script_expected.safetensors");
+    let expected = SafeTensors::deserialize(&bytes).expect("expected tensors parse");
+    let mut want: Vec<String> = expected.names().into_iter().map(str::to_owned).collect();
+    let mut got: Vec<String> = state.iter().map(|(name, _)| name.clone()).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want);
+    assert_matches_file(&state, "script_expected.safetensors", |name| name);
+    let bf16 = state.iter().find(|(name, _)| name == "body.2.lin.weight");
+    assert_eq!(bf16.expect("second leaf").1.dtype, Dtype::BF16);
+}
+
+#[test]
+fn torchscript_object_containing_itself_is_refused() {
+    // m = __torch__.M(); m.__setstate__({"a": m})
+    let pickle = [
+        proto(),
+        global("__torch__", "M"),
+        vec![b')', 0x81, b'q', 0, b'}'],
+        unicode("a"),
+        vec![b'h', 0, b's', b'b', b'.'],
+    ]
+    .concat();
+    let err = read_pth_bytes(&checkpoint(&pickle, &[]), "cycle.pt").unwrap_err();
+    assert!(matches!(err, PthError::Unsupported { .. }), "{err}");
+}
+
+#[test]
+fn torchscript_classes_are_never_called() {
+    let pickle = [
+        proto(),
+        global("__torch__.models", "Model"),
+        vec![b')', b'R', b'.'],
+    ]
+    .concat();
+    let err = read_pth_bytes(&checkpoint(&pickle, &[]), "call.pt").unwrap_err();
+    assert!(matches!(err, PthError::Malformed { .. }), "{err}");
+}
+
+#[test]
+fn torchscript_object_without_state_holds_no_tensors() {
+    let pickle = [proto(), global("__torch__", "M"), vec![b')', 0x81, b'.']].concat();
+    let err = read_pth_bytes(&checkpoint(&pickle, &[]), "bare.pt").unwrap_err();
+    assert!(matches!(err, PthError::Unsupported { .. }), "{err}");
 }
 
 #[test]
@@ -264,12 +329,17 @@ fn forbidden_globals_are_refused_by_name() {
     .concat();
     let getattr = [proto(), global("__builtin__", "getattr"), vec![b'.']].concat();
     let torch_load = [proto(), global("torch", "load"), vec![b'.']].concat();
+    // Only `__torch__` and its submodules name TorchScript classes.
+    let lookalike = [proto(), global("__torch__evil", "M"), vec![b'.']].concat();
+    let jit_helper = [proto(), global("torch.jit._pickle", "load"), vec![b'.']].concat();
 
     for (pickle, name) in [
         (eval, "builtins.eval"),
         (stack_global, "posix.system"),
         (getattr, "__builtin__.getattr"),
         (torch_load, "torch.load"),
+        (lookalike, "__torch__evil.M"),
+        (jit_helper, "torch.jit._pickle.load"),
     ] {
         let err = read_pth_bytes(&checkpoint(&pickle, &[]), "evil.pth").unwrap_err();
         match &err {
@@ -481,24 +551,29 @@ fn rarely_used_opcodes_parse_and_non_tensor_leaves_are_skipped() {
 
 #[test]
 fn corrupted_pickles_never_panic() {
-    let mut file = read_fixture("mixed.pth");
-    let pickle = entries(&file)
-        .into_iter()
-        .find(|(name, _)| name == "mixed/data.pkl")
-        .expect("data.pkl")
-        .1;
-    // The entry is stored, so its bytes can be corrupted in place; the reader does not
-    // verify CRCs of stored entries it borrows.
-    let start = file
-        .windows(pickle.len())
-        .position(|window| window == pickle)
-        .expect("pickle bytes inside the zip");
-    for (at, &original) in pickle.iter().enumerate() {
-        for replacement in [0x00, 0xff, original ^ 0x80, b'(', b'h'] {
-            file[start + at] = replacement;
-            let _ = read_pth_bytes(&file, "fuzz.pth");
+    for (fixture_name, pickle_name) in [
+        ("mixed.pth", "mixed/data.pkl"),
+        ("script.pt", "script/data.pkl"),
+    ] {
+        let mut file = read_fixture(fixture_name);
+        let pickle = entries(&file)
+            .into_iter()
+            .find(|(name, _)| name == pickle_name)
+            .expect("data.pkl")
+            .1;
+        // The entry is stored, so its bytes can be corrupted in place; the reader does not
+        // verify CRCs of stored entries it borrows.
+        let start = file
+            .windows(pickle.len())
+            .position(|window| window == pickle)
+            .expect("pickle bytes inside the zip");
+        for (at, &original) in pickle.iter().enumerate() {
+            for replacement in [0x00, 0xff, original ^ 0x80, b'(', b'h', b'b'] {
+                file[start + at] = replacement;
+                let _ = read_pth_bytes(&file, "fuzz.pth");
+            }
+            file[start + at] = original;
         }
-        file[start + at] = original;
     }
 }
 
