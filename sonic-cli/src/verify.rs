@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args;
 use sonic_core::verify::{verify, FixtureReport};
-use sonic_core::Device;
+use sonic_core::{DType, Device};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -16,6 +16,11 @@ pub struct VerifyArgs {
     /// Device to run on: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", env = "SONIC_DEVICE")]
     device: String,
+    /// Weight and activation storage: f32, f16 or bf16 (f16/bf16 on CUDA only). Half
+    /// precision passes within its own bound (rel 2e-2 for f16, 6e-2 for bf16) or the
+    /// fixture's f32 tolerance.
+    #[arg(long, default_value = "f32")]
+    dtype: String,
     /// One JSON array of reports on stdout.
     #[arg(long)]
     json: bool,
@@ -23,10 +28,11 @@ pub struct VerifyArgs {
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     let device: Device = args.device.parse()?;
+    let dtype: DType = args.dtype.parse().map_err(anyhow::Error::msg)?;
     let reports = args
         .fixtures
         .iter()
-        .map(|dir| verify(dir, device))
+        .map(|dir| verify(dir, device, dtype))
         .collect::<Result<Vec<_>, _>>()?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -54,7 +60,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
 }
 
 fn print_report(out: &mut impl Write, r: &FixtureReport) -> std::io::Result<()> {
-    writeln!(out, "{} ({}, {})", r.fixture.display(), r.kind, r.device)?;
+    writeln!(
+        out,
+        "{} ({}, {}, {})",
+        r.fixture.display(),
+        r.kind,
+        r.device,
+        r.dtype
+    )?;
     for o in &r.outputs {
         writeln!(
             out,

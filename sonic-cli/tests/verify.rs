@@ -21,6 +21,7 @@ fn verify_reports_each_output_and_passes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["dtype"], "f32");
     let outputs = v[0]["outputs"].as_array().unwrap();
     assert!(outputs.iter().any(|o| o["name"] == "loop_out"));
     assert!(outputs
@@ -74,4 +75,22 @@ fn unknown_kinds_and_missing_folders_are_named() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/fixture"));
+}
+
+#[test]
+fn dtypes_are_checked_before_any_fixture_runs() {
+    for (dtype, said) in [
+        ("f64", "f64"),
+        ("f16", "f16: the CPU backend computes in f32"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sonic"))
+            .arg("verify")
+            .arg(fixtures().join("euler_svd"))
+            .args(["--dtype", dtype])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{dtype}: {err}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Every reference fixture in tests/fixtures passes `sonic verify` on the CPU.
 
 use sonic_core::verify::verify;
-use sonic_core::Device;
+use sonic_core::{DType, Device};
 use sonic_tests::fixture_dirs;
 
 #[test]
@@ -10,7 +10,8 @@ fn every_fixture_passes_on_the_cpu() {
     assert!(!dirs.is_empty(), "no fixtures found");
     let mut failures = Vec::new();
     for dir in &dirs {
-        let report = verify(dir, Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let report = verify(dir, Device::Cpu, DType::F32)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for o in &report.outputs {
             let name = dir.file_name().unwrap_or_default().to_string_lossy();
             println!(
@@ -23,4 +24,15 @@ fn every_fixture_passes_on_the_cpu() {
         }
     }
     assert!(failures.is_empty(), "failed: {failures:?}");
+}
+
+#[test]
+fn half_precision_on_the_cpu_is_refused_by_name() {
+    let dirs = fixture_dirs();
+    for dtype in [DType::F16, DType::BF16] {
+        let err = verify(&dirs[0], Device::Cpu, dtype)
+            .expect_err("the CPU backend computes in f32")
+            .to_string();
+        assert!(err.contains(&format!("{dtype}: the CPU backend")), "{err}");
+    }
 }

@@ -41,6 +41,8 @@ pub struct Fixture {
     pub dir: PathBuf,
     pub meta: Meta,
     io: BTreeMap<String, Tensor>,
+    /// What [`Fixture::weights`] stores the weights as; activations follow the weights.
+    dtype: DType,
 }
 
 impl Fixture {
@@ -70,6 +72,7 @@ impl Fixture {
             dir: dir.to_path_buf(),
             meta,
             io,
+            dtype: DType::F32,
         })
     }
 
@@ -96,10 +99,10 @@ impl Fixture {
             .map_err(|e| Error::file(self.dir.join("meta.json"), format!("params.{name}: {e}")))
     }
 
-    /// The fixture's weights, f32, on `device`.
+    /// The fixture's weights on `device`, in the dtype the fixture is verified in.
     pub fn weights(&self, device: Device) -> Result<VarBuilder> {
         let store = WeightStore::open(&[self.dir.join("weights.safetensors")])?;
-        Ok(VarBuilder::new(Arc::new(store), DType::F32, device))
+        Ok(VarBuilder::new(Arc::new(store), self.dtype, device))
     }
 }
 
@@ -119,6 +122,7 @@ pub struct FixtureReport {
     pub fixture: PathBuf,
     pub kind: String,
     pub device: String,
+    pub dtype: DType,
     pub outputs: Vec<OutputCheck>,
 }
 
@@ -155,18 +159,49 @@ pub fn errors(ours: &Tensor, reference: &Tensor) -> Result<(f64, f64)> {
 
 pub use runners::builtin_runner;
 
-/// Runs the fixture in `dir` on `device` with the built-in runner for its kind.
-pub fn verify(dir: &Path, device: Device) -> Result<FixtureReport> {
-    verify_with(dir, device, builtin_runner)
+/// The error half-precision storage adds on top of a fixture's own tolerance. Every stored
+/// activation is rounded to 11 (f16) or 8 (bf16) significant bits while sums stay in f32;
+/// through a model's tens of layers the roundings compound to about 1e-2 (f16) and 4e-2
+/// (bf16) relative, so an output passes within these bounds, or within its f32 tolerance.
+pub fn half_precision_tolerance(dtype: DType) -> Option<Tolerance> {
+    let rel = match dtype {
+        DType::F32 => return None,
+        DType::F16 => 2e-2,
+        DType::BF16 => 6e-2,
+    };
+    Some(Tolerance {
+        rel: Some(rel),
+        abs: None,
+    })
+}
+
+impl Tolerance {
+    fn admits(&self, rel_error: f64, max_abs_error: f64) -> bool {
+        self.rel.is_some_and(|t| rel_error <= t) || self.abs.is_some_and(|t| max_abs_error <= t)
+    }
+}
+
+/// Runs the fixture in `dir` on `device`, its weights stored as `dtype`, with the built-in
+/// runner for its kind.
+pub fn verify(dir: &Path, device: Device, dtype: DType) -> Result<FixtureReport> {
+    verify_with(dir, device, dtype, builtin_runner)
 }
 
 /// Runs the fixture in `dir` on `device` with the runner `runner_for` gives for its kind.
 pub fn verify_with(
     dir: &Path,
     device: Device,
+    dtype: DType,
     runner_for: impl Fn(&str) -> Option<Runner>,
 ) -> Result<FixtureReport> {
-    let fixture = Fixture::open(dir)?;
+    if device == Device::Cpu && dtype != DType::F32 {
+        return Err(Error::invalid(
+            "verify",
+            format!("{dtype}: the CPU backend computes in f32; f16 and bf16 need a CUDA device"),
+        ));
+    }
+    let mut fixture = Fixture::open(dir)?;
+    fixture.dtype = dtype;
     let runner = runner_for(&fixture.meta.kind).ok_or_else(|| {
         Error::file(
             dir.join("meta.json"),
@@ -191,8 +226,8 @@ pub fn verify_with(
             .output_tolerance
             .get(name)
             .unwrap_or(&fixture.meta.tolerance);
-        let passed =
-            tol.rel.is_some_and(|t| rel_error <= t) || tol.abs.is_some_and(|t| max_abs_error <= t);
+        let passed = tol.admits(rel_error, max_abs_error)
+            || half_precision_tolerance(dtype).is_some_and(|h| h.admits(rel_error, max_abs_error));
         outputs.push(OutputCheck {
             name: name.clone(),
             rel_error,
@@ -204,6 +239,7 @@ pub fn verify_with(
         fixture: dir.to_path_buf(),
         kind: fixture.meta.kind.clone(),
         device: device.to_string(),
+        dtype,
         outputs,
     })
 }
@@ -222,7 +258,7 @@ pub(crate) mod testing {
 
     /// Runs the fixture `name` on the CPU, printing each output's error, and asserts it passes.
     pub fn assert_passes(name: &str) {
-        let report = super::verify(&fixture(name), crate::Device::Cpu).unwrap();
+        let report = super::verify(&fixture(name), crate::Device::Cpu, crate::DType::F32).unwrap();
         for o in &report.outputs {
             println!(
                 "{name} {:24} rel {:.3e} max {:.3e}",

@@ -1,0 +1,113 @@
+//! One forward of the SVD-xt UNet in f16 on CUDA, against diffusers on PyTorch.
+//!
+//! `benches/peer/svd_unet.py DIR` runs first: it builds diffusers' UNet with the SVD-xt
+//! config and random weights, times its f16 forward and saves the model, the inputs and its
+//! f32 output under DIR. This bench loads the same folder (`SONIC_SVD_UNET_DIR=DIR`), times
+//! the same forward in f16 with CUDA events (median of 5 after a warm-up) and prints one JSON
+//! line with the time and the relative error of its output against that f32 reference.
+//! Without the `cuda` feature, a GPU or the folder it prints why and exits successfully.
+//!
+//! `SONIC_SVD_UNET_DIR=/tmp/svd-unet cargo bench -p sonic-benches --features cuda --bench cuda_unet`
+
+#[cfg(feature = "cuda")]
+mod gpu {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use sonic_core::models::unet::{UNetConditioning, UNetSpatioTemporalConditionModel};
+    use sonic_core::verify::errors;
+    use sonic_core::weights::{read_config, VarBuilder, WeightStore};
+    use sonic_core::{DType, Device, Result, Shape, Tensor};
+    use sonic_kernels::cuda::{install, CudaBackend};
+    use sonic_kernels::probe_driver;
+
+    const RUNS: usize = 5;
+    /// The run name the peer script gives its tensors in `io.safetensors`.
+    const RUN: &str = "svdxt";
+
+    pub fn backend() -> std::result::Result<Arc<CudaBackend>, String> {
+        let driver = probe_driver();
+        if driver.devices.is_empty() {
+            return Err(driver.error.unwrap_or_else(|| "no CUDA device".to_owned()));
+        }
+        install();
+        CudaBackend::new(0).map_err(|e| e.to_string())
+    }
+
+    fn io_tensor(store: &WeightStore, name: &str, device: Device) -> Result<Tensor> {
+        let name = format!("{RUN}.{name}");
+        let shape = Shape::new(
+            store
+                .raw(&name)
+                .map(|r| r.shape.clone())
+                .unwrap_or_default(),
+        );
+        store.load(&name, &shape, DType::F32, device)
+    }
+
+    pub fn run(gpu: &CudaBackend, dir: &Path) -> Result<()> {
+        let device = Device::Cuda(0);
+        let store = Arc::new(WeightStore::open(&[dir.join("weights.safetensors")])?);
+        let unet = UNetSpatioTemporalConditionModel::new(
+            read_config(dir)?,
+            &VarBuilder::new(store, DType::F16, device),
+        )?;
+        let io = WeightStore::open(&[dir.join("io.safetensors")])?;
+        let sample = io_tensor(&io, "sample", device)?.to_dtype(DType::F16)?;
+        let (b, f) = (sample.dims()[0], sample.dims()[1]);
+        // diffusers repeats the per-video context for every frame.
+        let per_frame: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, f)).collect();
+        let cond = UNetConditioning {
+            image_tokens: io_tensor(&io, "encoder_hidden_states", device)?
+                .index_select(0, &per_frame)?,
+            audio: None,
+            added_time_ids: io_tensor(&io, "added_time_ids", device)?,
+        };
+        let timesteps = io_tensor(&io, "timesteps", Device::Cpu)?.to_vec()?;
+
+        let mut out = unet.forward(&sample, &timesteps, &cond)?;
+        gpu.synchronize()?;
+        let mut times = Vec::with_capacity(RUNS);
+        for _ in 0..RUNS {
+            times.push(gpu.time_ms(|| {
+                out = unet.forward(&sample, &timesteps, &cond)?;
+                Ok(())
+            })?);
+        }
+        times.sort_by(f32::total_cmp);
+        let reference = io_tensor(&io, "out", Device::Cpu)?;
+        let (rel, max_abs) = errors(&out.to_device(Device::Cpu)?, &reference)?;
+        let gpu_name = probe_driver()
+            .devices
+            .first()
+            .map_or("?".to_owned(), |g| g.name.clone());
+        println!(
+            "{{\"impl\":\"sonic\",\"gpu\":\"{gpu_name}\",\"case\":\"svd_unet_forward/f{f}_{}x{}_f16\",\"ms\":{:.2},\"rel_error_vs_f32\":{rel:.3e},\"max_abs_error\":{max_abs:.3e}}}",
+            sample.dims()[3],
+            sample.dims()[4],
+            times[RUNS / 2]
+        );
+        Ok(())
+    }
+}
+
+fn main() {
+    #[cfg(feature = "cuda")]
+    {
+        let Some(dir) = std::env::var_os("SONIC_SVD_UNET_DIR") else {
+            eprintln!("cuda_unet skipped: SONIC_SVD_UNET_DIR is not set (benches/peer/svd_unet.py writes it)");
+            return;
+        };
+        match gpu::backend() {
+            Ok(backend) => {
+                if let Err(err) = gpu::run(&backend, std::path::Path::new(&dir)) {
+                    eprintln!("cuda_unet: {err}");
+                    std::process::exit(1);
+                }
+            }
+            Err(why) => eprintln!("cuda_unet skipped: no usable GPU ({why})"),
+        }
+    }
+    #[cfg(not(feature = "cuda"))]
+    eprintln!("cuda_unet skipped: built without the `cuda` feature");
+}
