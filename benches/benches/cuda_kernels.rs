@@ -20,22 +20,13 @@ mod gpu {
 
     use criterion::{Criterion, Throughput};
     use sonic_core::{DType, Device, Result, Tensor};
-    use sonic_kernels::cuda::{install, AttentionPath, CudaBackend};
+    use sonic_kernels::cuda::{AttentionPath, CudaBackend};
     use sonic_kernels::{probe_driver, probe_nvrtc};
 
     /// Input sets per case; each spatial-attention set alone exceeds an H100's 50 MB L2.
     const ROTATE: usize = 3;
     const IMAGES: usize = 75;
     const FRAMES: usize = 25;
-
-    pub fn backend() -> std::result::Result<Arc<CudaBackend>, String> {
-        let driver = probe_driver();
-        if driver.devices.is_empty() {
-            return Err(driver.error.unwrap_or_else(|| "no CUDA device".to_owned()));
-        }
-        install();
-        CudaBackend::new(0).map_err(|e| e.to_string())
-    }
 
     fn random(shape: &[usize], seed: u64) -> Result<Tensor> {
         let n: usize = shape.iter().product();
@@ -230,7 +221,7 @@ mod gpu {
 
 fn main() {
     #[cfg(feature = "cuda")]
-    match gpu::backend() {
+    match sonic_benches::cuda_backend() {
         Ok(gpu) => {
             let mut criterion = criterion::Criterion::default().configure_from_args();
             if let Err(err) = gpu::run(&gpu, &mut criterion) {

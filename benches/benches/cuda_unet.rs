@@ -18,21 +18,12 @@ mod gpu {
     use sonic_core::verify::errors;
     use sonic_core::weights::{read_config, VarBuilder, WeightStore};
     use sonic_core::{DType, Device, Result, Shape, Tensor};
-    use sonic_kernels::cuda::{install, CudaBackend};
+    use sonic_kernels::cuda::CudaBackend;
     use sonic_kernels::probe_driver;
 
     const RUNS: usize = 5;
     /// The run name the peer script gives its tensors in `io.safetensors`.
     const RUN: &str = "svdxt";
-
-    pub fn backend() -> std::result::Result<Arc<CudaBackend>, String> {
-        let driver = probe_driver();
-        if driver.devices.is_empty() {
-            return Err(driver.error.unwrap_or_else(|| "no CUDA device".to_owned()));
-        }
-        install();
-        CudaBackend::new(0).map_err(|e| e.to_string())
-    }
 
     fn io_tensor(store: &WeightStore, name: &str, device: Device) -> Result<Tensor> {
         let name = format!("{RUN}.{name}");
@@ -98,7 +89,7 @@ fn main() {
             eprintln!("cuda_unet skipped: SONIC_SVD_UNET_DIR is not set (benches/peer/svd_unet.py writes it)");
             return;
         };
-        match gpu::backend() {
+        match sonic_benches::cuda_backend() {
             Ok(backend) => {
                 if let Err(err) = gpu::run(&backend, std::path::Path::new(&dir)) {
                     eprintln!("cuda_unet: {err}");

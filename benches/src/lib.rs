@@ -68,6 +68,17 @@ pub fn random(seed: u64, stream: u64, len: usize) -> Vec<f32> {
     FrameNoise::new(seed).frame(stream, len)
 }
 
+/// The first GPU's CUDA backend, or why there is none (no driver, no device, no NVRTC).
+#[cfg(feature = "cuda")]
+pub fn cuda_backend() -> Result<std::sync::Arc<sonic_kernels::cuda::CudaBackend>, String> {
+    let driver = sonic_kernels::probe_driver();
+    if driver.devices.is_empty() {
+        return Err(driver.error.unwrap_or_else(|| "no CUDA device".to_owned()));
+    }
+    sonic_kernels::cuda::install();
+    sonic_kernels::cuda::CudaBackend::new(0).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
