@@ -329,6 +329,21 @@ fn norms_softmax_geglu() {
                 dtype,
                 4.0,
             );
+            let (cr, gr) = random(&mut rng, &[shape[0], c, 1, 1], dtype, 2.0);
+            let want = cx
+                .add(&cr)
+                .and_then(|s| s.group_norm(groups, Some(&cw), Some(&cb), 1e-5))
+                .expect("cpu");
+            let got = gpu
+                .group_norm_residual(&gx, Some(&gr), groups, Some(&gw), Some(&gb), 1e-5, false)
+                .expect("gpu");
+            assert_close(
+                &format!("group_norm per-channel residual {shape:?}"),
+                &got,
+                &want,
+                dtype,
+                4.0,
+            );
         }
         let (cx, gx) = random(&mut rng, &[5, 3, 321], dtype, 2.0);
         let (cw, gw) = random(&mut rng, &[321], dtype, 1.0);
@@ -473,15 +488,21 @@ fn fusion_seams_match_the_cpu() {
                 4.0,
             );
         }
-        // A full residual (fused kernel) and a per-channel one (the time embedding).
-        for (shape, rshape) in [
-            ([3usize, 12, 7, 9], [3usize, 12, 7, 9]),
-            ([1, 4, 131, 137], [1, 4, 131, 137]),
-            ([3, 12, 7, 9], [3, 12, 1, 1]),
-        ] {
+        // Full residuals and per-channel ones (the time embedding) on the fused and the
+        // split kernel paths, and broadcasts that take the composition.
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[3, 12, 7, 9], &[3, 12, 7, 9]),
+            (&[1, 4, 131, 137], &[1, 4, 131, 137]),
+            (&[3, 12, 7, 9], &[3, 12, 1, 1]),
+            (&[1, 4, 131, 137], &[1, 4, 1, 1]),
+            (&[2, 8, 3, 5, 7], &[2, 8, 1, 1, 1]),
+            (&[3, 12, 7, 9], &[1, 12, 1, 1]),
+            (&[3, 12, 7, 9], &[7, 9]),
+        ];
+        for (shape, rshape) in cases {
             let c = shape[1];
-            let (cx, gx) = random(&mut rng, &shape, dtype, 2.0);
-            let (cr, gr) = random(&mut rng, &rshape, dtype, 2.0);
+            let (cx, gx) = random(&mut rng, shape, dtype, 2.0);
+            let (cr, gr) = random(&mut rng, rshape, dtype, 2.0);
             let (cw, gw) = random(&mut rng, &[c], dtype, 1.0);
             let (cb, gb) = random(&mut rng, &[c], dtype, 1.0);
             for silu in [false, true] {

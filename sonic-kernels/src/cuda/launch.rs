@@ -68,6 +68,7 @@ pub(crate) struct GroupShape {
     pub channels: i32,
     pub groups: i32,
     pub hw: i64,
+    pub residual_inner: i64,
 }
 
 /// `struct Strides` of temporal_attention.cu.
@@ -113,7 +114,7 @@ mod tests {
         // int + pad + 3 × long long[8]
         assert_eq!(std::mem::size_of::<Broadcast>(), 8 + 3 * 8 * 8);
         assert_eq!(std::mem::size_of::<Permutation>(), 8 + 2 * 8 * 8);
-        assert_eq!(std::mem::size_of::<GroupShape>(), 16);
+        assert_eq!(std::mem::size_of::<GroupShape>(), 24);
         assert_eq!(std::mem::size_of::<SequenceStrides>(), 24);
         assert_eq!(std::mem::size_of::<ConvGeometry>(), 4 * 19);
     }

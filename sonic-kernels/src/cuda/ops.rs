@@ -209,7 +209,8 @@ impl CudaBackend {
         self.binary(&y, &bias, BinaryOp::Add, &y.shape().clone())
     }
 
-    /// GroupNorm with an optional residual added first: `act(GN(x + residual))`.
+    /// GroupNorm with an optional residual added first: `act(GN(x + residual))`. The
+    /// residual has `x`'s shape or is one value per (n, c), `[n, c, 1, …]`.
     #[allow(clippy::too_many_arguments)]
     pub fn group_norm_residual(
         &self,
@@ -224,15 +225,14 @@ impl CudaBackend {
         let op = "group_norm";
         let dtype = x.dtype();
         same_dtype(op, dtype, &[residual, weight, bias])?;
-        if let Some(r) = residual {
-            if r.dims() != x.dims() {
-                return Err(Error::ShapeMismatch {
-                    op,
-                    expected: x.shape().clone(),
-                    found: r.shape().clone(),
-                });
-            }
-        }
+        let residual_inner = match residual {
+            None => 1,
+            Some(r) => residual_inner(x.dims(), r.dims()).ok_or_else(|| Error::ShapeMismatch {
+                op,
+                expected: x.shape().clone(),
+                found: r.shape().clone(),
+            })?,
+        };
         let (n, c) = (x.dims()[0], x.dims()[1]);
         if groups == 0 || c % groups != 0 {
             return Err(invalid(op, format!("{c} channels in {groups} groups")));
@@ -247,6 +247,7 @@ impl CudaBackend {
             channels: i32_arg(c, op)?,
             groups: i32_arg(groups, op)?,
             hw: hw as i64,
+            residual_inner: residual_inner as i64,
         };
         let (xp, rp, wp, bp, yp) = (
             ptr(x, op)?,
@@ -638,9 +639,9 @@ impl Backend for CudaBackend {
         eps: f32,
         silu: bool,
     ) -> Result<Tensor> {
-        // The kernel reads the residual element for element; a broadcast one (the resnet
-        // blocks' time embedding) would have to be expanded first, which is the add itself.
-        if residual.dims() == x.dims() && residual.dtype() == x.dtype() {
+        // The kernels read a full or a per-channel residual in place; any other broadcast
+        // would have to be expanded first, which is the add itself.
+        if residual_inner(x.dims(), residual.dims()).is_some() && residual.dtype() == x.dtype() {
             CudaBackend::group_norm_residual(
                 self,
                 x,
@@ -814,6 +815,18 @@ fn i32_args(values: &[usize], op: &'static str) -> Result<Vec<i32>> {
     values.iter().map(|&v| i32_arg(v, op)).collect()
 }
 
+/// How many consecutive elements of `x` share one element of a residual of shape `r` in the
+/// GroupNorm kernels: 1 for a residual of `x`'s shape, the spatial size for one value per
+/// (n, c); `None` for any other broadcast.
+fn residual_inner(x: &[usize], r: &[usize]) -> Option<usize> {
+    if r == x {
+        return Some(1);
+    }
+    let per_channel =
+        x.len() > 2 && r.len() == x.len() && r[..2] == x[..2] && r[2..].iter().all(|&d| d == 1);
+    per_channel.then(|| x[2..].iter().product())
+}
+
 impl CudaBackend {
     /// `x`'s shape with its planes resized to `out_h`×`out_w`, allocated; and how many planes.
     fn alloc_planes(&self, x: &Tensor, out_h: usize, out_w: usize) -> Result<(Tensor, i64)> {
@@ -824,5 +837,34 @@ impl CudaBackend {
         shape[r - 1] = out_w;
         let planes = (x.elem_count() / (h * w).max(1)) as i64;
         Ok((self.alloc(shape, x.dtype())?, planes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn residual_is_full_or_per_channel() {
+        let x = [2, 6, 5, 7];
+        assert_eq!(residual_inner(&x, &x), Some(1));
+        assert_eq!(residual_inner(&x, &[2, 6, 1, 1]), Some(35));
+        assert_eq!(
+            residual_inner(&[2, 6, 3, 5, 7], &[2, 6, 1, 1, 1]),
+            Some(105)
+        );
+        assert_eq!(residual_inner(&[2, 6], &[2, 6]), Some(1));
+        // Broadcasts the kernels cannot read in place.
+        for r in [
+            &[1, 6, 1, 1][..],
+            &[2, 1, 1, 1],
+            &[6, 1, 1],
+            &[2, 6, 5, 1],
+            &[2, 6, 1, 7],
+            &[1, 1, 1, 1],
+            &[7],
+        ] {
+            assert_eq!(residual_inner(&x, r), None, "{r:?}");
+        }
     }
 }
