@@ -93,6 +93,22 @@ pub(crate) struct ConvGeometry {
     pub output: [i32; 3],
 }
 
+/// `struct TransposedConv` of sampling.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TransposedConv {
+    pub in_channels: i32,
+    pub out_channels: i32,
+    pub in_h: i32,
+    pub in_w: i32,
+    pub kernel_h: i32,
+    pub kernel_w: i32,
+    pub out_h: i32,
+    pub out_w: i32,
+    pub stride: i32,
+    pub pad: i32,
+}
+
 // SAFETY: plain `#[repr(C)]` structs of integers whose layout matches the CUDA
 // declarations field for field; kernels receive them by value.
 unsafe impl DeviceRepr for Broadcast {}
@@ -104,6 +120,8 @@ unsafe impl DeviceRepr for GroupShape {}
 unsafe impl DeviceRepr for SequenceStrides {}
 // SAFETY: as above.
 unsafe impl DeviceRepr for ConvGeometry {}
+// SAFETY: as above.
+unsafe impl DeviceRepr for TransposedConv {}
 
 #[cfg(test)]
 mod tests {
@@ -117,6 +135,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<GroupShape>(), 24);
         assert_eq!(std::mem::size_of::<SequenceStrides>(), 24);
         assert_eq!(std::mem::size_of::<ConvGeometry>(), 4 * 19);
+        assert_eq!(std::mem::size_of::<TransposedConv>(), 4 * 10);
     }
 
     #[test]
