@@ -1,4 +1,4 @@
-// Elementwise ops: unary maps, affine, clamp, broadcasting binary ops and dtype
+// Elementwise ops: unary maps, affine, clamp, PReLU, broadcasting binary ops and dtype
 // conversion. Memory-bound one-liners; f32 arithmetic with precise libm functions so that
 // results match the CPU reference to rounding.
 #include "common.cuh"
@@ -42,6 +42,17 @@ extern "C" __global__ void affine(const T* __restrict__ x, T* __restrict__ y, i6
 extern "C" __global__ void clamp(const T* __restrict__ x, T* __restrict__ y, i64 n, float lo,
                                  float hi) {
     GRID_STRIDE(i, n) store(y, i, fminf(fmaxf(load(x, i), lo), hi));
+}
+
+// PReLU with the slope of element i at (i / inner) % channels: one per channel of axis 1,
+// or a single shared slope with channels = 1. NaN passes through, as in the reference.
+extern "C" __global__ void prelu(const T* __restrict__ x, const T* __restrict__ slope,
+                                 T* __restrict__ y, i64 n, i64 inner, int channels) {
+    GRID_STRIDE(i, n) {
+        const float v = load(x, i);
+        const float a = load(slope, channels == 1 ? 0 : i / inner % channels);
+        store(y, i, v < 0.0f ? a * v : v);
+    }
 }
 
 // Output shape and each operand's strides over it (0 where the operand broadcasts).

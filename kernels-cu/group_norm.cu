@@ -1,6 +1,7 @@
 // GroupNorm over NCHW (or any [n, c, spatial…]) with per-channel affine, optional SiLU and
 // an optional residual added before normalising (the SkipGroupNorm pattern:
-// y = act(GN(x + r))).
+// y = act(GN(x + r))). The residual is either a tensor of x's shape or one value per
+// (n, c) broadcast over the spatial dims (the resnet blocks' time embedding).
 //
 // In this layout group (n, g) is one contiguous run of (c/groups)·hw elements, so a block
 // can own a whole group: it reads the group once into shared memory, computes the exact
@@ -15,10 +16,20 @@ struct float2_t {
     float a, b;
 };
 
+// residual_inner: how many consecutive elements of x share one residual element, 1 for a
+// full residual and hw for a per-channel one.
 struct GroupShape {
     int channels, groups;
-    i64 hw;
+    i64 hw, residual_inner;
 };
+
+// x + residual at flat index i of x.
+__device__ __forceinline__ float with_residual(const T* x, const T* residual, i64 i,
+                                               i64 residual_inner) {
+    float v = load(x, i);
+    if (residual) v += load(residual, residual_inner == 1 ? i : i / residual_inner);
+    return v;
+}
 
 __device__ __forceinline__ float affine_act(float x, float mean, float rstd, int ch,
                                             const T* weight, const T* bias, int silu) {
@@ -30,12 +41,12 @@ __device__ __forceinline__ float affine_act(float x, float mean, float rstd, int
 
 // Stages `count` elements of x (+ residual) from `base` into shared memory as f32 and
 // returns their mean and M2 = Σ(x − mean)², both computed on chip in two passes.
-__device__ __forceinline__ float2_t stage_moments(const T* x, const T* residual, i64 base,
-                                                  i64 count, float* staged, float* scratch) {
+__device__ __forceinline__ float2_t stage_moments(const T* x, const T* residual,
+                                                  i64 residual_inner, i64 base, i64 count,
+                                                  float* staged, float* scratch) {
     float sum = 0.0f;
     for (i64 i = threadIdx.x; i < count; i += blockDim.x) {
-        float v = load(x, base + i);
-        if (residual) v += load(residual, base + i);
+        const float v = with_residual(x, residual, base + i, residual_inner);
         staged[i] = v;
         sum += v;
     }
@@ -59,7 +70,8 @@ extern "C" __global__ void __launch_bounds__(1024) group_norm_fused(const T* __r
     const i64 len = (i64)cpg * shape.hw;
     const i64 base = (i64)blockIdx.x * len;
     const int g = blockIdx.x % shape.groups;
-    const float2_t moments = stage_moments(x, residual, base, len, s_group, scratch);
+    const float2_t moments =
+        stage_moments(x, residual, shape.residual_inner, base, len, s_group, scratch);
     const float mean = moments.a;
     const float rstd = rsqrtf(moments.b / (float)len + eps);
     for (i64 i = threadIdx.x; i < len; i += blockDim.x) {
@@ -78,7 +90,8 @@ extern "C" __global__ void group_norm_partial(const T* __restrict__ x, const T* 
     const i64 start = (i64)blockIdx.x * chunk_len;
     const i64 count = min(chunk_len, len - start);
     const i64 base = (i64)blockIdx.y * len + start;
-    const float2_t moments = stage_moments(x, residual, base, count, s_chunk, scratch);
+    const float2_t moments =
+        stage_moments(x, residual, shape.residual_inner, base, count, s_chunk, scratch);
     if (threadIdx.x == 0) {
         float* out = stats + ((i64)blockIdx.y * gridDim.x + blockIdx.x) * 2;
         out[0] = moments.a;
@@ -118,8 +131,7 @@ extern "C" __global__ void group_norm_apply(const T* __restrict__ x, const T* __
     const i64 count = min(chunk_len, len - start);
     const i64 base = (i64)blockIdx.y * len + start;
     for (i64 i = threadIdx.x; i < count; i += blockDim.x) {
-        float v = load(x, base + i);
-        if (residual) v += load(residual, base + i);
+        const float v = with_residual(x, residual, base + i, shape.residual_inner);
         const int ch = g * cpg + (int)((start + i) / shape.hw);
         store(y, base + i, affine_act(v, mean, rstd, ch, weight, bias, silu));
     }

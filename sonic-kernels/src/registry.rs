@@ -33,10 +33,12 @@ pub enum Kernel {
     Geglu,
     Elementwise,
     Layout,
+    /// Transposed convolution, grid sampling and max pooling (RIFE, YOLOv5-face).
+    Sampling,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::FlashAttention,
         Kernel::TemporalAttention,
         Kernel::SingleKeyAttention,
@@ -46,6 +48,7 @@ impl Kernel {
         Kernel::Geglu,
         Kernel::Elementwise,
         Kernel::Layout,
+        Kernel::Sampling,
     ];
 
     pub fn file(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Kernel {
             Kernel::Geglu => "geglu.cu",
             Kernel::Elementwise => "elementwise.cu",
             Kernel::Layout => "layout.cu",
+            Kernel::Sampling => "sampling.cu",
         }
     }
 
@@ -75,6 +79,7 @@ impl Kernel {
             Kernel::Geglu => include_str!("../../kernels-cu/geglu.cu"),
             Kernel::Elementwise => include_str!("../../kernels-cu/elementwise.cu"),
             Kernel::Layout => include_str!("../../kernels-cu/layout.cu"),
+            Kernel::Sampling => include_str!("../../kernels-cu/sampling.cu"),
         }
     }
 
@@ -92,6 +97,7 @@ impl Kernel {
                 "unary",
                 "affine",
                 "clamp",
+                "prelu",
                 "binary_broadcast",
                 "convert_to_f32",
                 "convert_to_f16",
@@ -106,6 +112,7 @@ impl Kernel {
                 "resize2d",
                 "im2col",
             ],
+            Kernel::Sampling => &["conv_transpose2d", "grid_sample", "max_pool2d"],
         }
     }
 
@@ -194,8 +201,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
-        // 8 flash + 12 temporal + 7 kernels in 3 dtypes.
-        assert_eq!(all.len(), 8 + 12 + 7 * 3);
+        // 8 flash + 12 temporal + 8 kernels in 3 dtypes.
+        assert_eq!(all.len(), 8 + 12 + 8 * 3);
     }
 
     #[test]

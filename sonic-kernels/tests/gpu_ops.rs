@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sonic_core::backend::{BinaryOp, ConvParams, ResizeMode, UnaryOp};
+use sonic_core::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode, UnaryOp};
 use sonic_core::{DType, Device, Tensor};
 use sonic_kernels::cuda::{install, AttentionPath, CudaBackend};
 use sonic_kernels::probe_driver;
@@ -329,6 +329,21 @@ fn norms_softmax_geglu() {
                 dtype,
                 4.0,
             );
+            let (cr, gr) = random(&mut rng, &[shape[0], c, 1, 1], dtype, 2.0);
+            let want = cx
+                .add(&cr)
+                .and_then(|s| s.group_norm(groups, Some(&cw), Some(&cb), 1e-5))
+                .expect("cpu");
+            let got = gpu
+                .group_norm_residual(&gx, Some(&gr), groups, Some(&gw), Some(&gb), 1e-5, false)
+                .expect("gpu");
+            assert_close(
+                &format!("group_norm per-channel residual {shape:?}"),
+                &got,
+                &want,
+                dtype,
+                4.0,
+            );
         }
         let (cx, gx) = random(&mut rng, &[5, 3, 321], dtype, 2.0);
         let (cw, gw) = random(&mut rng, &[321], dtype, 1.0);
@@ -473,15 +488,21 @@ fn fusion_seams_match_the_cpu() {
                 4.0,
             );
         }
-        // A full residual (fused kernel) and a per-channel one (the time embedding).
-        for (shape, rshape) in [
-            ([3usize, 12, 7, 9], [3usize, 12, 7, 9]),
-            ([1, 4, 131, 137], [1, 4, 131, 137]),
-            ([3, 12, 7, 9], [3, 12, 1, 1]),
-        ] {
+        // Full residuals and per-channel ones (the time embedding) on the fused and the
+        // split kernel paths, and broadcasts that take the composition.
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[3, 12, 7, 9], &[3, 12, 7, 9]),
+            (&[1, 4, 131, 137], &[1, 4, 131, 137]),
+            (&[3, 12, 7, 9], &[3, 12, 1, 1]),
+            (&[1, 4, 131, 137], &[1, 4, 1, 1]),
+            (&[2, 8, 3, 5, 7], &[2, 8, 1, 1, 1]),
+            (&[3, 12, 7, 9], &[1, 12, 1, 1]),
+            (&[3, 12, 7, 9], &[7, 9]),
+        ];
+        for (shape, rshape) in cases {
             let c = shape[1];
-            let (cx, gx) = random(&mut rng, &shape, dtype, 2.0);
-            let (cr, gr) = random(&mut rng, &rshape, dtype, 2.0);
+            let (cx, gx) = random(&mut rng, shape, dtype, 2.0);
+            let (cr, gr) = random(&mut rng, rshape, dtype, 2.0);
             let (cw, gw) = random(&mut rng, &[c], dtype, 1.0);
             let (cb, gb) = random(&mut rng, &[c], dtype, 1.0);
             for silu in [false, true] {
@@ -559,6 +580,164 @@ fn layout_ops() {
                 let got = gx.resize2d(13, 5, mode, align).expect("gpu");
                 assert_close(&format!("resize {mode:?} {align}"), &got, &want, dtype, 2.0);
             }
+        }
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_the_cpu() {
+    let Some(_gpu) = gpu() else { return };
+    let mut rng = Rng::new("conv_transpose2d");
+    // (x, w [c, o, kh, kw], stride, padding): RIFE's 4×4 stride-2 upsampling, stride 1,
+    // a stride that leaves output positions no tap reaches, and padding cropping taps.
+    let cases: [(&[usize], &[usize], usize, usize); 5] = [
+        (&[2, 5, 9, 13], &[5, 7, 4, 4], 2, 1),
+        (&[1, 3, 6, 5], &[3, 4, 3, 3], 1, 0),
+        (&[2, 3, 4, 3], &[3, 2, 2, 3], 4, 0),
+        (&[1, 2, 3, 4], &[2, 3, 5, 5], 2, 2),
+        (&[1, 6, 7, 2], &[6, 5, 3, 2], 3, 1),
+    ];
+    for dtype in DTYPES {
+        for (xs, ws, stride, padding) in cases {
+            let (cx, gx) = random(&mut rng, xs, dtype, 1.0);
+            let (cw, gw) = random(&mut rng, ws, dtype, 1.0);
+            let (cb, gb) = random(&mut rng, &[ws[1]], dtype, 1.0);
+            for bias in [false, true] {
+                let (cb, gb) = if bias {
+                    (Some(&cb), Some(&gb))
+                } else {
+                    (None, None)
+                };
+                let want = cx.conv_transpose2d(&cw, cb, stride, padding).expect("cpu");
+                let got = gx.conv_transpose2d(&gw, gb, stride, padding).expect("gpu");
+                assert_close(
+                    &format!("conv_transpose2d {xs:?} {ws:?} s{stride} p{padding} bias={bias}"),
+                    &got,
+                    &want,
+                    dtype,
+                    8.0,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn grid_sample_matches_the_cpu() {
+    let Some(_gpu) = gpu() else { return };
+    let mut rng = Rng::new("grid_sample");
+    // Points past the edges on every side, exact corners, and non-finite coordinates
+    // (the reference reads zero at NaN and clamps ±∞ to the edge with border padding).
+    let special = [
+        -1.0,
+        1.0,
+        0.0,
+        -1.7,
+        2.5,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e30,
+    ];
+    // (x, grid): a single-row input, where align_corners maps every y to row 0.
+    let cases: [(&[usize], &[usize]); 2] = [
+        (&[2, 3, 7, 11], &[2, 5, 9, 2]),
+        (&[1, 2, 1, 6], &[1, 4, 3, 2]),
+    ];
+    for dtype in DTYPES {
+        for (xs, gs) in cases {
+            let (cx, gx) = random(&mut rng, xs, dtype, 1.0);
+            let mut points = rng.vec(gs.iter().product(), 1.6);
+            for (p, &v) in points.iter_mut().step_by(7).zip(special.iter().cycle()) {
+                *p = v;
+            }
+            // The grid in x's dtype, and in f32 (as RIFE builds it) for a half-precision x.
+            let (cg, gg) = pair(points.clone(), gs, dtype);
+            let (cg32, gg32) = pair(points, gs, DType::F32);
+            for padding in [GridPadding::Zeros, GridPadding::Border] {
+                for align in [false, true] {
+                    let what = format!("grid_sample {xs:?} {padding:?} align={align}");
+                    let want = cx.grid_sample(&cg, padding, align).expect("cpu");
+                    let got = gx.grid_sample(&gg, padding, align).expect("gpu");
+                    assert_close(&what, &got, &want, dtype, 2.0);
+                    if dtype != DType::F32 {
+                        let want = cx.grid_sample(&cg32, padding, align).expect("cpu");
+                        let got = gx.grid_sample(&gg32, padding, align).expect("gpu");
+                        assert_close(&format!("{what} f32 grid"), &got, &want, dtype, 2.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn max_pool2d_matches_the_cpu() {
+    let Some(_gpu) = gpu() else { return };
+    let mut rng = Rng::new("max_pool2d");
+    // (kernel, stride, padding): YOLOv5-face's stem pool and SPP pools, an overlapping
+    // strided pool, and windows that floor mode drops at the far edge.
+    let params = [(2, 2, 0), (5, 1, 2), (13, 1, 6), (3, 2, 1), (3, 3, 0)];
+    for dtype in DTYPES {
+        for shape in [&[2usize, 3, 11, 9][..], &[5, 8, 7]] {
+            // Mostly negative values: a padding read as 0 instead of −∞ would win.
+            let data = rng.vec(shape.iter().product(), 1.0);
+            let (cx, gx) = pair(data.iter().map(|v| v - 1.5).collect(), shape, dtype);
+            for (k, s, p) in params {
+                assert_close(
+                    &format!("max_pool2d {shape:?} k{k} s{s} p{p}"),
+                    &gx.max_pool2d(k, s, p).expect("gpu"),
+                    &cx.max_pool2d(k, s, p).expect("cpu"),
+                    dtype,
+                    0.0,
+                );
+            }
+        }
+        // A NaN wins its windows, as in the reference.
+        let mut data = rng.vec(2 * 6 * 5, 1.0);
+        data[17] = f32::NAN;
+        let (cx, gx) = pair(data, &[2, 6, 5], dtype);
+        let want = cx
+            .max_pool2d(3, 1, 1)
+            .and_then(|t| t.to_vec())
+            .expect("cpu");
+        let got = gx
+            .max_pool2d(3, 1, 1)
+            .and_then(|t| t.to_vec())
+            .expect("gpu");
+        assert_eq!(want.len(), got.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "max_pool2d NaN ({dtype}): element {i} is {g}, expected {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn prelu_matches_the_cpu() {
+    let Some(_gpu) = gpu() else { return };
+    let mut rng = Rng::new("prelu");
+    // (x, slopes): per channel, shared, on a matrix and on a vector.
+    let cases: [(&[usize], usize); 5] = [
+        (&[3, 5, 7, 4], 5),
+        (&[3, 5, 7, 4], 1),
+        (&[7, 5], 5),
+        (&[2, 3, 2, 3, 5], 3),
+        (&[9], 1),
+    ];
+    for dtype in DTYPES {
+        for (shape, slopes) in cases {
+            let (cx, gx) = random(&mut rng, shape, dtype, 2.0);
+            let (cw, gw) = random(&mut rng, &[slopes], dtype, 1.0);
+            let want = cx.prelu(&cw).expect("cpu");
+            let what = format!("prelu {shape:?} slopes {slopes}");
+            assert_close(&what, &gx.prelu(&gw).expect("gpu"), &want, dtype, 1.0);
+            // Slopes of another dtype take the composition.
+            let (_, gw32) = pair(cw.to_vec().expect("slopes"), &[slopes], DType::F32);
+            let got = gx.prelu(&gw32).expect("gpu");
+            assert_close(&format!("{what} f32 slopes"), &got, &want, dtype, 1.0);
         }
     }
 }

@@ -20,6 +20,9 @@ fn required_instructions(kernel: Kernel) -> &'static [&'static str] {
             "ex2.approx",
         ],
         Kernel::TemporalAttention => &["ex2.approx", "bar.warp.sync"],
+        // grid_sample's unnormalised coordinates: products rounded on their own, not fused
+        // into an FMA, so that floor picks the CPU reference's taps.
+        Kernel::Sampling => &["mul.rn.f32"],
         _ => &[],
     }
 }

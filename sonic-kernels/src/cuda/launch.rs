@@ -68,6 +68,7 @@ pub(crate) struct GroupShape {
     pub channels: i32,
     pub groups: i32,
     pub hw: i64,
+    pub residual_inner: i64,
 }
 
 /// `struct Strides` of temporal_attention.cu.
@@ -92,6 +93,22 @@ pub(crate) struct ConvGeometry {
     pub output: [i32; 3],
 }
 
+/// `struct TransposedConv` of sampling.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TransposedConv {
+    pub in_channels: i32,
+    pub out_channels: i32,
+    pub in_h: i32,
+    pub in_w: i32,
+    pub kernel_h: i32,
+    pub kernel_w: i32,
+    pub out_h: i32,
+    pub out_w: i32,
+    pub stride: i32,
+    pub pad: i32,
+}
+
 // SAFETY: plain `#[repr(C)]` structs of integers whose layout matches the CUDA
 // declarations field for field; kernels receive them by value.
 unsafe impl DeviceRepr for Broadcast {}
@@ -103,6 +120,8 @@ unsafe impl DeviceRepr for GroupShape {}
 unsafe impl DeviceRepr for SequenceStrides {}
 // SAFETY: as above.
 unsafe impl DeviceRepr for ConvGeometry {}
+// SAFETY: as above.
+unsafe impl DeviceRepr for TransposedConv {}
 
 #[cfg(test)]
 mod tests {
@@ -113,9 +132,10 @@ mod tests {
         // int + pad + 3 × long long[8]
         assert_eq!(std::mem::size_of::<Broadcast>(), 8 + 3 * 8 * 8);
         assert_eq!(std::mem::size_of::<Permutation>(), 8 + 2 * 8 * 8);
-        assert_eq!(std::mem::size_of::<GroupShape>(), 16);
+        assert_eq!(std::mem::size_of::<GroupShape>(), 24);
         assert_eq!(std::mem::size_of::<SequenceStrides>(), 24);
         assert_eq!(std::mem::size_of::<ConvGeometry>(), 4 * 19);
+        assert_eq!(std::mem::size_of::<TransposedConv>(), 4 * 10);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
 use sonic_core::backend::{
-    group_norm_residual_composed, temporal_attention_composed, Backend, BinaryOp, ConvParams,
-    CpuStorage, ResizeMode, Storage, UnaryOp,
+    group_norm_residual_composed, prelu_composed, temporal_attention_composed, Backend, BinaryOp,
+    ConvParams, CpuStorage, GridPadding, ResizeMode, Storage, UnaryOp,
 };
 use sonic_core::{DType, Device, Error, Result, Shape, Tensor};
 
@@ -15,7 +15,7 @@ use super::device::CudaBackend;
 use super::invalid;
 use super::launch::{
     elementwise, grid_x, i32_arg, per_row, Broadcast, ConvGeometry, GroupShape, Permutation,
-    MAX_RANK, THREADS,
+    TransposedConv, MAX_RANK, THREADS,
 };
 use super::storage::cuda_storage;
 use crate::registry::Kernel;
@@ -209,7 +209,8 @@ impl CudaBackend {
         self.binary(&y, &bias, BinaryOp::Add, &y.shape().clone())
     }
 
-    /// GroupNorm with an optional residual added first: `act(GN(x + residual))`.
+    /// GroupNorm with an optional residual added first: `act(GN(x + residual))`. The
+    /// residual has `x`'s shape or is one value per (n, c), `[n, c, 1, …]`.
     #[allow(clippy::too_many_arguments)]
     pub fn group_norm_residual(
         &self,
@@ -224,15 +225,14 @@ impl CudaBackend {
         let op = "group_norm";
         let dtype = x.dtype();
         same_dtype(op, dtype, &[residual, weight, bias])?;
-        if let Some(r) = residual {
-            if r.dims() != x.dims() {
-                return Err(Error::ShapeMismatch {
-                    op,
-                    expected: x.shape().clone(),
-                    found: r.shape().clone(),
-                });
-            }
-        }
+        let residual_inner = match residual {
+            None => 1,
+            Some(r) => residual_inner(x.dims(), r.dims()).ok_or_else(|| Error::ShapeMismatch {
+                op,
+                expected: x.shape().clone(),
+                found: r.shape().clone(),
+            })?,
+        };
         let (n, c) = (x.dims()[0], x.dims()[1]);
         if groups == 0 || c % groups != 0 {
             return Err(invalid(op, format!("{c} channels in {groups} groups")));
@@ -247,6 +247,7 @@ impl CudaBackend {
             channels: i32_arg(c, op)?,
             groups: i32_arg(groups, op)?,
             hw: hw as i64,
+            residual_inner: residual_inner as i64,
         };
         let (xp, rp, wp, bp, yp) = (
             ptr(x, op)?,
@@ -638,9 +639,9 @@ impl Backend for CudaBackend {
         eps: f32,
         silu: bool,
     ) -> Result<Tensor> {
-        // The kernel reads the residual element for element; a broadcast one (the resnet
-        // blocks' time embedding) would have to be expanded first, which is the add itself.
-        if residual.dims() == x.dims() && residual.dtype() == x.dtype() {
+        // The kernels read a full or a per-channel residual in place; any other broadcast
+        // would have to be expanded first, which is the add itself.
+        if residual_inner(x.dims(), residual.dims()).is_some() && residual.dtype() == x.dtype() {
             CudaBackend::group_norm_residual(
                 self,
                 x,
@@ -802,6 +803,113 @@ impl Backend for CudaBackend {
         }?;
         Ok(y)
     }
+
+    fn conv_transpose2d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let op = "conv_transpose2d";
+        same_dtype(op, x.dtype(), &[Some(w), bias])?;
+        let g = transposed_conv(x.dims(), w.dims(), stride, padding)?;
+        let shape = [x.dims()[0], w.dims()[1], g.out_h as usize, g.out_w as usize];
+        let y = self.alloc(shape, x.dtype())?;
+        let n = y.elem_count();
+        let f = self.function(Kernel::Sampling, x.dtype(), None, op, 0)?;
+        let (xp, wp, bp, yp) = (ptr(x, op)?, ptr(w, op)?, opt_ptr(bias, op)?, ptr(&y, op)?);
+        let count = n as i64;
+        // SAFETY: x is [n, c, h, w], w [c, o, kh, kw], bias [o] or null and y
+        // [n, o, out_h, out_w] as `g` describes; every tap the kernel reads is in range.
+        unsafe { launch!(self, f, elementwise(n); xp, wp, bp, yp, count, g) }?;
+        Ok(y)
+    }
+
+    fn grid_sample(
+        &self,
+        x: &Tensor,
+        grid: &Tensor,
+        padding: GridPadding,
+        align_corners: bool,
+    ) -> Result<Tensor> {
+        let op = "grid_sample";
+        // The kernel reads coordinates as f32 whatever x's dtype: RIFE's grid is f32 (its
+        // base grid is) even for a half-precision image, and half-precision coordinates
+        // would not address the pixels of a wide image.
+        let grid = match grid.dtype() {
+            DType::F32 => grid.clone(),
+            _ => self.to_dtype(grid, DType::F32)?,
+        };
+        let (xd, gd) = (x.dims(), grid.dims());
+        let (n, c, h, w) = (xd[0], xd[1], xd[2], xd[3]);
+        let (ho, wo) = (gd[1], gd[2]);
+        let y = self.alloc([n, c, ho, wo], x.dtype())?;
+        let points = n * ho * wo;
+        let f = self.function(Kernel::Sampling, x.dtype(), None, op, 0)?;
+        let (xp, gp, yp) = (ptr(x, op)?, ptr(&grid, op)?, ptr(&y, op)?);
+        let ints = i32_args(&[c, h, w], op)?;
+        let (count, out_plane) = (points as i64, (ho * wo) as i64);
+        let border = match padding {
+            GridPadding::Zeros => 0i32,
+            GridPadding::Border => 1,
+        };
+        let align = i32::from(align_corners);
+        // SAFETY: x is [n, c, h, w], grid [n, ho, wo, 2] of f32 and y [n, c, ho, wo]; the
+        // kernel reads only taps it has checked to be inside the plane.
+        unsafe {
+            launch!(self, f, elementwise(points); xp, gp, yp, count, ints[0], ints[1], ints[2], out_plane, border, align)
+        }?;
+        Ok(y)
+    }
+
+    fn max_pool2d(
+        &self,
+        x: &Tensor,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    ) -> Result<Tensor> {
+        let op = "max_pool2d";
+        let (h, w) = plane_dims(x);
+        let oh = pooled_len(h, kernel, stride, padding)?;
+        let ow = pooled_len(w, kernel, stride, padding)?;
+        let (y, _) = self.alloc_planes(x, oh, ow)?;
+        let n = y.elem_count();
+        let f = self.function(Kernel::Sampling, x.dtype(), None, op, 0)?;
+        let (xp, yp, count) = (ptr(x, op)?, ptr(&y, op)?, n as i64);
+        let ints = i32_args(&[h, w, oh, ow, kernel, stride, padding], op)?;
+        // SAFETY: x is [planes, h, w], y [planes, oh, ow]; windows are clipped to the plane.
+        unsafe {
+            launch!(self, f, elementwise(n); xp, yp, count, ints[0], ints[1], ints[2], ints[3], ints[4], ints[5], ints[6])
+        }?;
+        Ok(y)
+    }
+
+    fn prelu(&self, x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+        let op = "prelu";
+        if weight.dtype() != x.dtype() {
+            // The composition promotes mixed dtypes as the binary ops do.
+            return prelu_composed(x, weight);
+        }
+        // A single slope is shared by every element; otherwise there is one per channel.
+        let channels = if weight.elem_count() == 1 {
+            1
+        } else {
+            x.dims()[1]
+        };
+        let inner = x.dims().iter().skip(2).product::<usize>().max(1);
+        let y = self.alloc(x.shape().clone(), x.dtype())?;
+        let n = y.elem_count();
+        let f = self.function(Kernel::Elementwise, x.dtype(), None, op, 0)?;
+        let (xp, wp, yp) = (ptr(x, op)?, ptr(weight, op)?, ptr(&y, op)?);
+        let (count, inner, channels) = (n as i64, inner as i64, i32_arg(channels, op)?);
+        // SAFETY: x and y hold n elements; weight holds `channels` slopes (or one), and
+        // the slope index is taken modulo `channels`.
+        unsafe { launch!(self, f, elementwise(n); xp, wp, yp, count, inner, channels) }?;
+        Ok(y)
+    }
 }
 
 /// The last two dimensions of `x`: the planes resampling kernels work on.
@@ -814,6 +922,77 @@ fn i32_args(values: &[usize], op: &'static str) -> Result<Vec<i32>> {
     values.iter().map(|&v| i32_arg(v, op)).collect()
 }
 
+/// How many consecutive elements of `x` share one element of a residual of shape `r` in the
+/// GroupNorm kernels: 1 for a residual of `x`'s shape, the spatial size for one value per
+/// (n, c); `None` for any other broadcast.
+fn residual_inner(x: &[usize], r: &[usize]) -> Option<usize> {
+    if r == x {
+        return Some(1);
+    }
+    let per_channel =
+        x.len() > 2 && r.len() == x.len() && r[..2] == x[..2] && r[2..].iter().all(|&d| d == 1);
+    per_channel.then(|| x[2..].iter().product())
+}
+
+/// The sampling kernel's geometry of a transposed convolution of `x [n, c, h, w]` with
+/// `w [c, o, kh, kw]`. Its index arithmetic is 32-bit up to the uncropped output length
+/// `(h − 1)·stride + kh`, so that must fit as well as every size.
+fn transposed_conv(
+    xd: &[usize],
+    wd: &[usize],
+    stride: usize,
+    padding: usize,
+) -> Result<TransposedConv> {
+    let op = "conv_transpose2d";
+    if stride == 0 {
+        return Err(invalid(op, "stride 0"));
+    }
+    let out_len = |input: usize, kernel: usize| -> Result<i32> {
+        let full = input
+            .checked_sub(1)
+            .and_then(|v| v.checked_mul(stride))
+            .and_then(|v| v.checked_add(kernel))
+            .ok_or_else(|| invalid(op, format!("input {input} by stride {stride} overflows")))?;
+        i32_arg(full, op)?;
+        let out = padding
+            .checked_mul(2)
+            .and_then(|p| full.checked_sub(p))
+            .filter(|&v| v > 0)
+            .ok_or_else(|| invalid(op, format!("padding {padding} leaves an empty output")))?;
+        i32_arg(out, op)
+    };
+    Ok(TransposedConv {
+        in_channels: i32_arg(xd[1], op)?,
+        out_channels: i32_arg(wd[1], op)?,
+        in_h: i32_arg(xd[2], op)?,
+        in_w: i32_arg(xd[3], op)?,
+        kernel_h: i32_arg(wd[2], op)?,
+        kernel_w: i32_arg(wd[3], op)?,
+        out_h: out_len(xd[2], wd[2])?,
+        out_w: out_len(xd[3], wd[3])?,
+        stride: i32_arg(stride, op)?,
+        pad: i32_arg(padding, op)?,
+    })
+}
+
+/// Output length of a max pool along an axis of `len` (floor mode). The kernel's window
+/// bounds reach `len + 2·padding`, which must fit its 32-bit arithmetic.
+fn pooled_len(len: usize, kernel: usize, stride: usize, padding: usize) -> Result<usize> {
+    let op = "max_pool2d";
+    let padded = padding
+        .checked_mul(2)
+        .and_then(|p| p.checked_add(len))
+        .ok_or_else(|| invalid(op, format!("padding {padding} overflows")))?;
+    i32_arg(padded, op)?;
+    if stride == 0 || kernel == 0 || kernel > padded {
+        return Err(invalid(
+            op,
+            format!("kernel {kernel} and stride {stride} do not fit the padded length {padded}"),
+        ));
+    }
+    Ok((padded - kernel) / stride + 1)
+}
+
 impl CudaBackend {
     /// `x`'s shape with its planes resized to `out_h`×`out_w`, allocated; and how many planes.
     fn alloc_planes(&self, x: &Tensor, out_h: usize, out_w: usize) -> Result<(Tensor, i64)> {
@@ -824,5 +1003,92 @@ impl CudaBackend {
         shape[r - 1] = out_w;
         let planes = (x.elem_count() / (h * w).max(1)) as i64;
         Ok((self.alloc(shape, x.dtype())?, planes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn residual_is_full_or_per_channel() {
+        let x = [2, 6, 5, 7];
+        assert_eq!(residual_inner(&x, &x), Some(1));
+        assert_eq!(residual_inner(&x, &[2, 6, 1, 1]), Some(35));
+        assert_eq!(
+            residual_inner(&[2, 6, 3, 5, 7], &[2, 6, 1, 1, 1]),
+            Some(105)
+        );
+        assert_eq!(residual_inner(&[2, 6], &[2, 6]), Some(1));
+        // Broadcasts the kernels cannot read in place.
+        for r in [
+            &[1, 6, 1, 1][..],
+            &[2, 1, 1, 1],
+            &[6, 1, 1],
+            &[2, 6, 5, 1],
+            &[2, 6, 1, 7],
+            &[1, 1, 1, 1],
+            &[7],
+        ] {
+            assert_eq!(residual_inner(&x, r), None, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn transposed_conv_geometry_follows_pytorch() {
+        // RIFE's upsampling: 4×4 kernel, stride 2, padding 1 doubles the size.
+        let g = transposed_conv(&[1, 16, 9, 13], &[16, 24, 4, 4], 2, 1).expect("geometry");
+        assert_eq!(
+            g,
+            TransposedConv {
+                in_channels: 16,
+                out_channels: 24,
+                in_h: 9,
+                in_w: 13,
+                kernel_h: 4,
+                kernel_w: 4,
+                out_h: 18,
+                out_w: 26,
+                stride: 2,
+                pad: 1,
+            }
+        );
+        let g = transposed_conv(&[2, 3, 5, 1], &[3, 2, 3, 2], 3, 0).expect("geometry");
+        assert_eq!((g.out_h, g.out_w), (15, 2));
+    }
+
+    #[test]
+    fn transposed_conv_rejects_what_the_kernel_cannot_address() {
+        let bad = [
+            transposed_conv(&[1, 1, 4, 4], &[1, 1, 3, 3], 0, 0),
+            // An empty output.
+            transposed_conv(&[1, 1, 1, 1], &[1, 1, 2, 2], 1, 1),
+            transposed_conv(&[1, 1, 0, 4], &[1, 1, 3, 3], 1, 0),
+            // The uncropped output exceeds 32-bit indexing even though padding crops it.
+            transposed_conv(&[1, 1, 2, 1], &[1, 1, 3, 3], (1 << 31) - 3, 1),
+            transposed_conv(&[1, 1, 3, 3], &[1, 1, 3, 3], usize::MAX, 0),
+            transposed_conv(&[1, 1 << 31, 3, 3], &[1 << 31, 1, 3, 3], 1, 0),
+        ];
+        for (i, result) in bad.iter().enumerate() {
+            let err = result.as_ref().expect_err("accepted");
+            assert!(
+                err.to_string().contains("conv_transpose2d"),
+                "case {i}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn pooled_length_is_floor_mode() {
+        assert_eq!(pooled_len(7, 3, 2, 1).expect("pool"), 4);
+        assert_eq!(pooled_len(8, 2, 2, 0).expect("pool"), 4);
+        // YOLOv5's SPP pools keep the size: kernel k, stride 1, padding k/2.
+        for k in [5, 9, 13] {
+            assert_eq!(pooled_len(20, k, 1, k / 2).expect("pool"), 20);
+        }
+        assert!(pooled_len(7, 3, 0, 1).is_err());
+        assert!(pooled_len(2, 5, 1, 1).is_err());
+        assert!(pooled_len(i32::MAX as usize, 3, 1, 1).is_err());
+        assert!(pooled_len(3, 3, 1, usize::MAX).is_err());
     }
 }
