@@ -21,21 +21,25 @@ fn portrait(path: &Path, w: u32, h: u32) {
     .unwrap();
 }
 
+/// A 44.1 kHz stereo tone: the pipeline hears it at 16 kHz mono, the MP4 keeps 44.1 kHz.
 fn speech(path: &Path, seconds: f32) {
     let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
+        channels: 2,
+        sample_rate: SPEECH_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let mut wav = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(seconds * 16_000.0) as usize {
-        let t = i as f32 / 16_000.0;
-        wav.write_sample(((t * 1300.0).sin() * 9000.0) as i16)
-            .unwrap();
+    for i in 0..(seconds * SPEECH_RATE as f32) as usize {
+        let t = i as f32 / SPEECH_RATE as f32;
+        let sample = ((t * 1300.0).sin() * 9000.0) as i16;
+        wav.write_sample(sample).unwrap();
+        wav.write_sample(sample).unwrap();
     }
     wav.finalize().unwrap();
 }
+
+const SPEECH_RATE: u32 = 44_100;
 
 struct Case {
     dir: tempfile::TempDir,
@@ -99,10 +103,10 @@ fn assert_fails(case: &Case, out: &Output, expected: &str, left: &[&str]) {
     assert_eq!(case.leftovers(), left, "{stderr}");
 }
 
-/// One H.264 and one AAC stream; the file and its video last the audio's `seconds` within
-/// one 25 fps frame.
+/// One H.264 and one AAC stream (mono, at `audio_rate`); the file and its video last the
+/// audio's `seconds` within one 25 fps frame.
 /// Skipped without ffprobe unless SONIC_REQUIRE_FFPROBE=1 (as .ci/run sets).
-fn check_with_ffprobe(mp4: &Path, seconds: f64) {
+fn check_with_ffprobe(mp4: &Path, seconds: f64, audio_rate: u32) {
     let probe = Command::new("ffprobe")
         .args("-v error -show_streams -show_format -of json".split(' '))
         .arg(mp4)
@@ -130,6 +134,9 @@ fn check_with_ffprobe(mp4: &Path, seconds: f64) {
         .map(|s| s["codec_name"].as_str().unwrap())
         .collect();
     assert_eq!(codecs, ["h264", "aac"]);
+    let audio = &v["streams"][1];
+    assert_eq!(audio["sample_rate"], audio_rate.to_string());
+    assert_eq!(audio["channels"], 1);
     for duration in [&v["format"]["duration"], &v["streams"][0]["duration"]] {
         let d: f64 = duration.as_str().unwrap().parse().unwrap();
         assert!(
@@ -165,7 +172,7 @@ fn the_demo_model_writes_an_mp4_and_reports_json() {
         assert!(v["timings"][stage].as_f64().unwrap() >= 0.0);
     }
     assert_eq!(case.leftovers(), ["out.mp4"]);
-    check_with_ffprobe(&case.path("out.mp4"), 0.5);
+    check_with_ffprobe(&case.path("out.mp4"), 0.5, SPEECH_RATE);
 
     // GIF and PNG sinks through the same run.
     let gif = case.s("out.gif");

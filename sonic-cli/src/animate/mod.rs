@@ -14,7 +14,7 @@ use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 use sonic_core::pipeline::{AnimateReport, ModelSet, ModelSource, SonicPipeline, WeightPaths};
-use sonic_core::video::{check_output, open_sink, AudioTrack, Fps, OutputFormat, VideoSpec};
+use sonic_core::video::{check_output, open_sink, Fps, OutputFormat, VideoSpec};
 use sonic_core::{registry, DType, Device};
 
 #[derive(Debug, Args)]
@@ -136,16 +136,13 @@ pub fn run(args: &AnimateArgs, quiet: bool) -> anyhow::Result<()> {
 
     let pipeline = SonicPipeline::new(models);
     let prepare_clock = Instant::now();
-    let prepared = pipeline.prepare(image, audio, &opts)?;
+    let mut prepared = pipeline.prepare(image, audio, &opts)?;
     let prepare_s = prepare_clock.elapsed().as_secs_f64();
     let spec = VideoSpec {
         width: prepared.width() as u32,
         height: prepared.height() as u32,
         fps: Fps::from_f32(pipeline.output_fps(&opts)?)?,
-        audio: Some(AudioTrack {
-            samples: prepared.audio.samples.clone(),
-            sample_rate: sonic_core::audio::SAMPLE_RATE,
-        }),
+        audio: Some(prepared.audio.take_soundtrack()),
     };
     let mut sink = open_sink(format, output, spec, settings.overwrite)?;
     let mut report: AnimateReport = pipeline.generate(&prepared, &opts, &mut bars, &mut |rgb| {

@@ -2,7 +2,8 @@
 //! `librosa.load(path, sr=16000)` gives Whisper), and Whisper's log-mel features.
 //!
 //! Decoding streams: packets are downmixed and resampled as they arrive, so memory holds the
-//! 16 kHz result and small buffers, never the whole file at its source rate.
+//! 16 kHz result, the mono soundtrack the output video carries, and small buffers, never the
+//! whole file with all its channels.
 
 mod decode;
 mod error;
@@ -22,6 +23,7 @@ pub use mel::{
     log_mel_chunk, whisper_log_mel, CHUNK_FRAMES, CHUNK_SAMPLES, HOP_LENGTH, N_FFT, N_MELS,
 };
 
+use crate::video::AudioTrack;
 use crate::Result;
 
 /// The rate Whisper and the rest of the pipeline work at.
@@ -31,6 +33,9 @@ pub const SAMPLE_RATE: u32 = 16_000;
 #[derive(Clone, Debug)]
 pub struct Audio16k {
     pub samples: Vec<f32>,
+    /// The mono downmix at the source rate, kept for the output video when the source is
+    /// not at 16 kHz and its rate is one AAC takes; otherwise the 16 kHz samples serve.
+    pub soundtrack: Option<AudioTrack>,
     pub format: AudioFormat,
     pub source_sample_rate: u32,
     pub source_channels: usize,
@@ -39,6 +44,15 @@ pub struct Audio16k {
 }
 
 impl Audio16k {
+    /// The audio the output video should carry: the source-rate soundtrack when there is
+    /// one (taken out of `self`), else a copy of the 16 kHz samples.
+    pub fn take_soundtrack(&mut self) -> AudioTrack {
+        self.soundtrack.take().unwrap_or_else(|| AudioTrack {
+            samples: self.samples.clone(),
+            sample_rate: SAMPLE_RATE,
+        })
+    }
+
     pub fn source_duration(&self) -> Duration {
         Duration::from_secs_f64(self.source_frames as f64 / f64::from(self.source_sample_rate))
     }
@@ -53,9 +67,15 @@ impl Audio16k {
 /// file gives [`crate::Error::Audio`] naming the file and what is wrong with it.
 pub fn load_audio(path: &Path) -> Result<Audio16k> {
     let mut source = decode::MonoSource::open(path)?;
-    let mut to_16k = resample::To16k::new(source.sample_rate())?;
+    let rate = source.sample_rate();
+    let mut to_16k = resample::To16k::new(rate)?;
+    let mut soundtrack =
+        (rate != SAMPLE_RATE && crate::video::AAC_SAMPLE_RATES.contains(&rate)).then(Vec::new);
     while let Some(chunk) = source.next_chunk()? {
         to_16k.push(chunk)?;
+        if let Some(kept) = &mut soundtrack {
+            kept.extend_from_slice(chunk);
+        }
     }
     let (format, source_sample_rate, source_channels, source_frames) = (
         source.format(),
@@ -66,6 +86,10 @@ pub fn load_audio(path: &Path) -> Result<Audio16k> {
     source.finish()?;
     Ok(Audio16k {
         samples: to_16k.finish()?,
+        soundtrack: soundtrack.map(|samples| AudioTrack {
+            samples,
+            sample_rate: rate,
+        }),
         format,
         source_sample_rate,
         source_channels,

@@ -238,6 +238,39 @@ fn sixteen_khz_passes_through_unchanged() {
     assert_eq!(audio.samples, expected);
     assert_eq!(audio.duration(), std::time::Duration::from_millis(300));
     assert_eq!(audio.source_duration(), audio.duration());
+    // The 16 kHz signal is the soundtrack too.
+    let mut audio = audio;
+    assert_eq!(audio.soundtrack, None);
+    let track = audio.take_soundtrack();
+    assert_eq!((track.samples, track.sample_rate), (expected, 16_000));
+}
+
+#[test]
+fn the_soundtrack_keeps_the_source_rate_aac_takes() {
+    let dir = TempDir::new().unwrap();
+    let tone: &[Tone] = &[(5000.0, 0.4)];
+    for (rate, kept) in [(44_100, true), (22_050, true), (96_000, false)] {
+        let path = dir.path().join(format!("{rate}.wav"));
+        let data = tones(rate, 0.25, &[tone, tone]);
+        write_wav(&path, rate, 2, Pcm::Int(16), &data);
+        let mut audio = load_audio(&path).unwrap();
+        assert_eq!(audio.soundtrack.is_some(), kept, "{rate} Hz");
+        let track = audio.take_soundtrack();
+        if kept {
+            // The mono downmix of two equal channels at the source rate: the samples as
+            // stored, 5 kHz tone and all.
+            let expected: Vec<f32> = data
+                .iter()
+                .step_by(2)
+                .map(|x| (x * 32767.0).round() as f32 / 32768.0)
+                .collect();
+            assert_eq!(track.sample_rate, rate);
+            assert_eq!(track.samples, expected);
+        } else {
+            assert_eq!(track.sample_rate, SAMPLE_RATE);
+            assert_eq!(track.samples, audio.samples);
+        }
+    }
 }
 
 #[test]

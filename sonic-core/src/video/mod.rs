@@ -43,6 +43,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
 pub use null::NullSink;
+pub(crate) use spec::AAC_SAMPLE_RATES;
 pub use spec::{AudioTrack, Fps, OutputFormat, VideoSpec};
 
 use crate::Result;
