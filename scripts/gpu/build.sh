@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the CUDA test and bench binaries in release on a machine without a GPU or CUDA
-# toolkit (cudarc loads every CUDA library at run time) and packs them, stripped, with
-# run.sh and the PyTorch peer script into a self-contained folder (default .gpu-bundle/,
-# git-ignored). Copy that folder to a GPU host and run `bash <bundle>/run.sh <out-dir>`.
+# Builds the CUDA test and bench binaries and the `sonic` CLI (feature cuda) in release on a
+# machine without a GPU or CUDA toolkit (cudarc loads every CUDA library at run time) and
+# packs them, stripped, with run.sh, the PyTorch peer scripts, the reference fixtures and
+# wheels of diffusers (which the GPU host's image lacks) into a self-contained folder
+# (default .gpu-bundle/, git-ignored). Copy that folder to a GPU host and run
+# `bash <bundle>/run.sh <out-dir> [phase…]`.
 #
 #     scripts/gpu/build.sh [bundle-dir]
 set -euo pipefail
@@ -11,11 +13,12 @@ BUNDLE="${1:-.gpu-bundle}"
 LIMIT_MIB=64
 
 rm -rf "$BUNDLE"
-mkdir -p "$BUNDLE/bin" "$BUNDLE/peer"
+mkdir -p "$BUNDLE/bin" "$BUNDLE/peer" "$BUNDLE/fixtures" "$BUNDLE/wheels"
 ARTIFACTS="$(mktemp)"
 trap 'rm -f "$ARTIFACTS"' EXIT
 cargo test -p sonic-kernels --features cuda --release --no-run --message-format=json >"$ARTIFACTS"
-cargo bench -p sonic-benches --features cuda --bench cuda_kernels --no-run --message-format=json >>"$ARTIFACTS"
+cargo bench -p sonic-benches --features cuda --bench cuda_kernels --bench cuda_unet --no-run --message-format=json >>"$ARTIFACTS"
+cargo build -p sonic-cli --features cuda --release --message-format=json >>"$ARTIFACTS"
 
 # Every executable cargo reported: test-<target> for test binaries, bench-<target> for benches.
 python3 - "$ARTIFACTS" "$BUNDLE/bin" <<'PY'
@@ -29,8 +32,11 @@ for line in open(artifacts):
     exe = msg.get("executable") if msg.get("reason") == "compiler-artifact" else None
     if not exe or "example" in msg["target"]["kind"]:
         continue
-    kind = "bench" if "bench" in msg["target"]["kind"] else "test"
-    name = f"{kind}-{msg['target']['name'].replace('-', '_')}"
+    if "bin" in msg["target"]["kind"]:
+        name = msg["target"]["name"]
+    else:
+        kind = "bench" if "bench" in msg["target"]["kind"] else "test"
+        name = f"{kind}-{msg['target']['name'].replace('-', '_')}"
     shutil.copy2(exe, os.path.join(dest, name))
     print(f"bundled {name}")
 PY
@@ -38,7 +44,17 @@ if command -v strip >/dev/null 2>&1; then
     strip "$BUNDLE"/bin/*
 fi
 cp scripts/gpu/run.sh "$BUNDLE/run.sh"
-cp benches/peer/cuda_kernels.py "$BUNDLE/peer/"
+cp benches/peer/cuda_kernels.py benches/peer/svd_unet.py "$BUNDLE/peer/"
+for meta in tests/fixtures/*/meta.json; do
+    cp -r "$(dirname "$meta")" "$BUNDLE/fixtures/"
+done
+# The UNet comparison needs diffusers, which the GPU host's Python (3.12) does not have and
+# cannot download. Without the wheels that phase says so and the others still run.
+if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux2014_x86_64 -d "$BUNDLE/wheels" \
+    diffusers==0.42.1 importlib_metadata==10.2.0; then
+    echo "warning: could not download the diffusers wheels; run.sh's unet phase will skip" >&2
+fi
 size_kib=$(du -sk "$BUNDLE" | cut -f1)
 echo "bundle $BUNDLE: $((size_kib / 1024)) MiB"
 if [ "$size_kib" -ge $((LIMIT_MIB * 1024)) ]; then

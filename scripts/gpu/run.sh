@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Runs a bundle made by scripts/gpu/build.sh on a GPU host that has the NVIDIA driver and
-# Python with PyTorch (CUDA build) but no Rust toolchain:
-#   - tier B and tier C tests (every kernel against the CPU reference, poisoned outputs),
-#   - the criterion CUDA benches (JSON summary lines in bench.jsonl),
-#   - the PyTorch peer script at the same shapes (peer.jsonl).
-# NVRTC and cuBLAS come from the system loader path or, failing that, from the pip wheels
-# PyTorch depends on (nvidia-cuda-nvrtc-cu12, nvidia-cublas-cu12).
+# Python with PyTorch (CUDA build) but no Rust toolchain. Phases, all by default:
+#   tests   tier B and tier C tests (every kernel against the CPU reference, poisoned outputs)
+#   verify  `sonic verify --device cuda` on every reference fixture in f32, f16 and bf16
+#   bench   the criterion CUDA kernel benches (bench-cuda_kernels.jsonl) and the PyTorch peer
+#           script at the same shapes (peer.jsonl)
+#   unet    one forward of the SVD-xt UNet (random weights, 75 frames at 64×64, f16): diffusers
+#           (unet-peer.jsonl) then ours on the same weights (unet-sonic.jsonl), and
+#           `sonic verify` of that model against diffusers' f32 output
+# Each phase fits in a few minutes; a host that limits one command's time can take them in
+# separate calls with the same <out-dir>.
 #
-#     bash <bundle>/run.sh <out-dir>
+# NVRTC, cuBLAS and cuDNN come from the system loader path or, failing that, from the pip
+# wheels PyTorch depends on (nvidia-cuda-nvrtc, nvidia-cublas, nvidia-cudnn).
+#
+#     bash <bundle>/run.sh <out-dir> [tests] [verify] [bench] [unet]
 set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-OUT="${1:?usage: run.sh <out-dir>}"
+OUT="${1:?usage: run.sh <out-dir> [tests] [verify] [bench] [unet]}"
+shift
+PHASES="${*:-tests verify bench unet}"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -18,52 +27,135 @@ OUT="$(cd "$OUT" && pwd)"
 WHEEL_LIBS="$("$PYTHON" - <<'PY'
 import importlib, os
 dirs = []
-for name in ("nvidia.cuda_nvrtc", "nvidia.cublas", "nvidia.cuda_runtime"):
+for name in ("nvidia.cuda_nvrtc", "nvidia.cublas", "nvidia.cudnn", "nvidia.cuda_runtime", "nvidia"):
     try:
         module = importlib.import_module(name)
     except ImportError:
         continue
     for root in module.__path__:
-        lib = os.path.join(root, "lib")
-        if os.path.isdir(lib):
-            dirs.append(lib)
+        # Older wheels put each library under nvidia/<name>/lib, CUDA 13's under nvidia/cu13/lib.
+        for lib in (os.path.join(root, "lib"), os.path.join(root, "cu13", "lib")):
+            if os.path.isdir(lib) and lib not in dirs:
+                dirs.append(lib)
 print(":".join(dirs))
 PY
 )"
-export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$WHEEL_LIBS"
+LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}${WHEEL_LIBS:+:$WHEEL_LIBS}"
+export LD_LIBRARY_PATH="${LD_LIBRARY_PATH#:}"
+# The CUDA 12 bindings look cuBLAS up as libcublas.so or libcublas.so.12. Where only CUDA
+# 13's libcublas.so.13 is installed (PyTorch cu13x wheels), a libcublas.so link lets them
+# load it: the few entry points the backend calls are the same in both.
+LINKS="$(mktemp -d)"
+trap 'rm -rf "$LINKS"' EXIT
+IFS=: read -ra LIB_DIRS <<<"$LD_LIBRARY_PATH"
+if ! ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so(\.12)? '; then
+    have="" newest=""
+    for dir in "${LIB_DIRS[@]}"; do
+        [ -e "$dir/libcublas.so" ] || [ -e "$dir/libcublas.so.12" ] && have=1
+        for lib in "$dir"/libcublas.so.1[3-9]; do
+            [ -e "$lib" ] && newest="$lib"
+        done
+    done
+    if [ -z "$have" ] && [ -n "$newest" ]; then
+        ln -s "$newest" "$LINKS/libcublas.so"
+        export LD_LIBRARY_PATH="$LINKS:$LD_LIBRARY_PATH"
+    fi
+fi
 export SONIC_KERNEL_CACHE="$OUT/kernel-cache"
 export CRITERION_HOME="$OUT/criterion"
 
 {
     date -u
+    echo "phases: $PHASES"
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+    ls -l "$LINKS"
     nvidia-smi
     nvidia-smi -q -d CLOCK
-} >"$OUT/device.txt" 2>&1
+} >>"$OUT/device.txt" 2>&1
 
 status=0
-for test in "$HERE"/bin/test-*; do
-    name="$(basename "$test")"
-    if "$test" --test-threads=1 --nocapture >"$OUT/$name.log" 2>&1; then
-        echo "$name: $(grep '^test result' "$OUT/$name.log" | tail -1)"
-    else
-        echo "$name: FAILED (see $OUT/$name.log)"
-        status=1
-    fi
-done
-for bench in "$HERE"/bin/bench-*; do
-    name="$(basename "$bench")"
-    if "$bench" --bench >"$OUT/$name.jsonl" 2>"$OUT/$name.log"; then
-        echo "$name: done ($(grep -c '^{' "$OUT/$name.jsonl") results)"
-    else
-        echo "$name: FAILED (see $OUT/$name.log)"
-        status=1
-    fi
-done
-if "$PYTHON" "$HERE/peer/cuda_kernels.py" >"$OUT/peer.jsonl" 2>"$OUT/peer.log"; then
-    echo "peer: done ($(grep -c '^{' "$OUT/peer.jsonl") results)"
-else
-    echo "peer: FAILED (see $OUT/peer.log)"
+fail() {
+    echo "$1: FAILED (see $2)"
     status=1
-fi
+}
+
+phase_tests() {
+    for test in "$HERE"/bin/test-*; do
+        local name
+        name="$(basename "$test")"
+        if "$test" --test-threads=1 --nocapture >"$OUT/$name.log" 2>&1; then
+            echo "$name: $(grep '^test result' "$OUT/$name.log" | tail -1)"
+        else
+            fail "$name" "$OUT/$name.log"
+        fi
+    done
+}
+
+phase_verify() {
+    for dtype in f32 f16 bf16; do
+        if "$HERE/bin/sonic" verify "$HERE"/fixtures/* --device cuda --dtype "$dtype" \
+            >"$OUT/verify-$dtype.txt" 2>&1; then
+            echo "verify $dtype: $(grep -c '^  ok' "$OUT/verify-$dtype.txt") outputs ok"
+        else
+            fail "verify $dtype" "$OUT/verify-$dtype.txt"
+        fi
+    done
+}
+
+phase_bench() {
+    if "$HERE/bin/bench-cuda_kernels" --bench >"$OUT/bench-cuda_kernels.jsonl" 2>"$OUT/bench-cuda_kernels.log"; then
+        echo "bench-cuda_kernels: done ($(grep -c '^{' "$OUT/bench-cuda_kernels.jsonl") results)"
+    else
+        fail bench-cuda_kernels "$OUT/bench-cuda_kernels.log"
+    fi
+    if "$PYTHON" "$HERE/peer/cuda_kernels.py" >"$OUT/peer.jsonl" 2>"$OUT/peer.log"; then
+        echo "peer: done ($(grep -c '^{' "$OUT/peer.jsonl") results)"
+    else
+        fail peer "$OUT/peer.log"
+    fi
+}
+
+phase_unet() {
+    if ! "$PYTHON" -c "import diffusers" 2>/dev/null; then
+        if ! ls "$HERE"/wheels/*.whl >/dev/null 2>&1; then
+            echo "unet: skipped (no diffusers here and no wheels in the bundle)"
+            return
+        fi
+        "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/sonic-site \
+            "$HERE"/wheels/*.whl >"$OUT/unet-wheels.log" 2>&1 || {
+            fail "unet wheels" "$OUT/unet-wheels.log"
+            return
+        }
+        export PYTHONPATH="/tmp/sonic-site${PYTHONPATH:+:$PYTHONPATH}"
+    fi
+    local model=/tmp/sonic-svd-unet
+    if ! "$PYTHON" "$HERE/peer/svd_unet.py" "$model" >"$OUT/unet-peer.jsonl" 2>"$OUT/unet-peer.log"; then
+        fail "unet peer" "$OUT/unet-peer.log"
+        return
+    fi
+    echo "unet peer: $(cat "$OUT/unet-peer.jsonl")"
+    if SONIC_SVD_UNET_DIR="$model" "$HERE/bin/bench-cuda_unet" >"$OUT/unet-sonic.jsonl" 2>"$OUT/unet-sonic.log"; then
+        echo "unet sonic: $(cat "$OUT/unet-sonic.jsonl")"
+    else
+        fail "unet sonic" "$OUT/unet-sonic.log"
+    fi
+    for dtype in f16 f32; do
+        if "$HERE/bin/sonic" verify "$model" --device cuda --dtype "$dtype" \
+            >"$OUT/verify-svdxt-$dtype.txt" 2>&1; then
+            echo "verify svd-xt $dtype: $(grep 'svdxt.out' "$OUT/verify-svdxt-$dtype.txt")"
+        else
+            fail "verify svd-xt $dtype" "$OUT/verify-svdxt-$dtype.txt"
+        fi
+    done
+}
+
+for phase in $PHASES; do
+    case "$phase" in
+        tests | verify | bench | unet) "phase_$phase" ;;
+        *)
+            echo "unknown phase '$phase' (tests, verify, bench, unet)" >&2
+            exit 2
+            ;;
+    esac
+done
 exit "$status"
