@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs a bundle made by scripts/gpu/build.sh on a GPU host that has the NVIDIA driver and
-# Python with PyTorch (CUDA build) but no Rust toolchain. Phases, all by default:
+# Python with PyTorch (CUDA build) but no Rust toolchain, from a checkout of the repository
+# with the bundle in it (fixtures from tests/fixtures, wheels from .whl/; SONIC_FIXTURES and
+# SONIC_WHEELS point elsewhere). Phases, all by default:
 #   tests   tier B and tier C tests (every kernel against the CPU reference, poisoned outputs)
 #   verify  `sonic verify --device cuda` on every reference fixture in f32, f16 and bf16
 #   bench   the criterion CUDA kernel benches (bench-cuda_kernels.jsonl) and the PyTorch peer
@@ -21,6 +23,8 @@ OUT="${1:?usage: run.sh <out-dir> [tests] [verify] [bench] [unet]}"
 shift
 PHASES="${*:-tests verify bench unet}"
 PYTHON="${PYTHON:-python3}"
+FIXTURES="${SONIC_FIXTURES:-$HERE/../tests/fixtures}"
+WHEELS="${SONIC_WHEELS:-$HERE/../.whl}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 
@@ -92,8 +96,16 @@ phase_tests() {
 }
 
 phase_verify() {
+    local fixtures=()
+    for meta in "$FIXTURES"/*/meta.json; do
+        fixtures+=("$(dirname "$meta")")
+    done
+    if [ "${#fixtures[@]}" -eq 0 ]; then
+        fail verify "no fixtures under $FIXTURES"
+        return
+    fi
     for dtype in f32 f16 bf16; do
-        if "$HERE/bin/sonic" verify "$HERE"/fixtures/* --device cuda --dtype "$dtype" \
+        if "$HERE/bin/sonic" verify "${fixtures[@]}" --device cuda --dtype "$dtype" \
             >"$OUT/verify-$dtype.txt" 2>&1; then
             echo "verify $dtype: $(grep -c '^  ok' "$OUT/verify-$dtype.txt") outputs ok"
         else
@@ -117,12 +129,12 @@ phase_bench() {
 
 phase_unet() {
     if ! "$PYTHON" -c "import diffusers" 2>/dev/null; then
-        if ! ls "$HERE"/wheels/*.whl >/dev/null 2>&1; then
-            echo "unet: skipped (no diffusers here and no wheels in the bundle)"
+        if ! ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+            echo "unet: skipped (no diffusers here and no wheels in $WHEELS)"
             return
         fi
         "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/sonic-site \
-            "$HERE"/wheels/*.whl >"$OUT/unet-wheels.log" 2>&1 || {
+            "$WHEELS"/*.whl >"$OUT/unet-wheels.log" 2>&1 || {
             fail "unet wheels" "$OUT/unet-wheels.log"
             return
         }
