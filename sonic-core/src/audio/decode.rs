@@ -113,6 +113,11 @@ impl MonoSource {
         self.channels
     }
 
+    /// Frames the container's header announces, when it does (WAV, FLAC).
+    pub fn expected_frames(&self) -> Option<u64> {
+        self.expected_frames
+    }
+
     /// Source frames decoded so far.
     pub fn frames(&self) -> u64 {
         self.frames

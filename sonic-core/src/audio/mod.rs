@@ -69,8 +69,17 @@ pub fn load_audio(path: &Path) -> Result<Audio16k> {
     let mut source = decode::MonoSource::open(path)?;
     let rate = source.sample_rate();
     let mut to_16k = resample::To16k::new(rate)?;
-    let mut soundtrack =
-        (rate != SAMPLE_RATE && crate::video::AAC_SAMPLE_RATES.contains(&rate)).then(Vec::new);
+    let mut soundtrack = (rate != SAMPLE_RATE && crate::video::AAC_SAMPLE_RATES.contains(&rate))
+        .then(|| {
+            // Sized from the header up front, so growing never holds two copies at once; a
+            // header announcing more than can be reserved just leaves the vector to grow.
+            let mut kept = Vec::new();
+            let announced = source
+                .expected_frames()
+                .and_then(|n| usize::try_from(n).ok());
+            let _ = kept.try_reserve_exact(announced.unwrap_or(0));
+            kept
+        });
     while let Some(chunk) = source.next_chunk()? {
         to_16k.push(chunk)?;
         if let Some(kept) = &mut soundtrack {
