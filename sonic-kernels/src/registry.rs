@@ -8,7 +8,14 @@
 use sonic_core::DType;
 
 /// Headers the sources include by name; NVRTC resolves them from these texts, not the disk.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels-cu/common.cuh"))];
+pub const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../kernels-cu/common.cuh")),
+    ("conv.cuh", include_str!("../../kernels-cu/conv.cuh")),
+    (
+        "tensor_core.cuh",
+        include_str!("../../kernels-cu/tensor_core.cuh"),
+    ),
+];
 
 /// The architectures every variant must compile for (Ampere and Hopper data-centre parts).
 pub const CI_ARCHS: &[&str] = &["sm_80", "sm_90"];
@@ -33,10 +40,12 @@ pub enum Kernel {
     Geglu,
     Elementwise,
     Layout,
+    /// Convolution as an implicit GEMM (tensor cores for f16/bf16, FMA for f32).
+    ConvImplicitGemm,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::FlashAttention,
         Kernel::TemporalAttention,
         Kernel::SingleKeyAttention,
@@ -46,6 +55,7 @@ impl Kernel {
         Kernel::Geglu,
         Kernel::Elementwise,
         Kernel::Layout,
+        Kernel::ConvImplicitGemm,
     ];
 
     pub fn file(self) -> &'static str {
@@ -59,6 +69,7 @@ impl Kernel {
             Kernel::Geglu => "geglu.cu",
             Kernel::Elementwise => "elementwise.cu",
             Kernel::Layout => "layout.cu",
+            Kernel::ConvImplicitGemm => "conv_implicit_gemm.cu",
         }
     }
 
@@ -75,6 +86,7 @@ impl Kernel {
             Kernel::Geglu => include_str!("../../kernels-cu/geglu.cu"),
             Kernel::Elementwise => include_str!("../../kernels-cu/elementwise.cu"),
             Kernel::Layout => include_str!("../../kernels-cu/layout.cu"),
+            Kernel::ConvImplicitGemm => include_str!("../../kernels-cu/conv_implicit_gemm.cu"),
         }
     }
 
@@ -105,6 +117,11 @@ impl Kernel {
                 "upsample_nearest2d",
                 "resize2d",
                 "im2col",
+            ],
+            Kernel::ConvImplicitGemm => &[
+                "conv_gather_table",
+                "conv_implicit_gemm",
+                "conv_implicit_gemm_3d",
             ],
         }
     }
@@ -194,8 +211,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
-        // 8 flash + 12 temporal + 7 kernels in 3 dtypes.
-        assert_eq!(all.len(), 8 + 12 + 7 * 3);
+        // 8 flash + 12 temporal + 8 kernels in 3 dtypes.
+        assert_eq!(all.len(), 8 + 12 + 8 * 3);
     }
 
     #[test]
