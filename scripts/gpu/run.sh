@@ -4,8 +4,8 @@
 #   - tier B and tier C tests (every kernel against the CPU reference, poisoned outputs),
 #   - the criterion CUDA benches (JSON summary lines in bench.jsonl),
 #   - the PyTorch peer script at the same shapes (peer.jsonl).
-# NVRTC and cuBLAS come from the system loader path or, failing that, from the pip wheels
-# PyTorch depends on (nvidia-cuda-nvrtc-cu12, nvidia-cublas-cu12).
+# NVRTC, cuBLAS and cuDNN come from the system loader path or, failing that, from the pip
+# wheels PyTorch depends on (nvidia-cuda-nvrtc-cu12, nvidia-cublas-cu12, nvidia-cudnn-cu12).
 #
 #     bash <bundle>/run.sh <out-dir>
 set -uo pipefail
@@ -18,7 +18,7 @@ OUT="$(cd "$OUT" && pwd)"
 WHEEL_LIBS="$("$PYTHON" - <<'PY'
 import importlib, os
 dirs = []
-for name in ("nvidia.cuda_nvrtc", "nvidia.cublas", "nvidia.cuda_runtime"):
+for name in ("nvidia.cuda_nvrtc", "nvidia.cublas", "nvidia.cuda_runtime", "nvidia.cudnn"):
     try:
         module = importlib.import_module(name)
     except ImportError:
