@@ -10,11 +10,8 @@
 //
 // Layout: q/o are [b, lq, heads·HEAD_DIM] and k/v [b, lk, heads·HEAD_DIM] with the given
 // batch and token strides (elements); rows and strides must be 16-byte aligned.
-#include "common.cuh"
+#include "tensor_core.cuh"
 
-#if SONIC_DTYPE == SONIC_F32
-#error "flash attention is built for f16 and bf16 only"
-#endif
 #ifndef HEAD_DIM
 #error "HEAD_DIM must be defined"
 #endif
@@ -35,18 +32,10 @@
 #define O_TILES (HEAD_DIM / 8)    // n8 tiles of the output row
 
 #if SONIC_DTYPE == SONIC_F16
-#define MMA_TYPES "f16.f16"
 #define CVT_X2 "cvt.rn.f16x2.f32"
 #else
-#define MMA_TYPES "bf16.bf16"
 #define CVT_X2 "cvt.rn.bf16x2.f32"
 #endif
-
-__device__ __forceinline__ u32 shared_address(const void* p) {
-    u32 a;
-    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
-    return a;
-}
 
 // Element offset of 16-byte chunk `chunk` of row `row` in a swizzled tile.
 __device__ __forceinline__ int swizzle(int row, int chunk) {
@@ -62,36 +51,8 @@ __device__ __forceinline__ void load_tile(u16* tile, const T* base, i64 row_stri
         const int row = idx / LOAD_CHUNKS, chunk = idx % LOAD_CHUNKS;
         const bool valid = row0 + row < len && chunk < DATA_CHUNKS;
         const T* src = valid ? base + (i64)(row0 + row) * row_stride + chunk * 8 : base;
-        const u32 dst = shared_address(tile + swizzle(row, chunk));
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                     :: "r"(dst), "l"(src), "r"(valid ? 16 : 0));
+        cp_async_16(tile + swizzle(row, chunk), src, valid ? 16 : 0);
     }
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;" :: "n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(u32* r, const u16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(p)));
-}
-__device__ __forceinline__ void ldmatrix_x2_trans(u32* r, const u16* p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
-                 : "=r"(r[0]), "=r"(r[1]) : "r"(shared_address(p)));
-}
-
-// c += a · b for one m16n8k16 tile.
-__device__ __forceinline__ void mma(float* c, const u32* a, u32 b0, u32 b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." MMA_TYPES ".f32 "
-                 "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // Two f32 values as one register of two 16-bit values, `lo` in the low half.

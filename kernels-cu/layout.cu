@@ -1,6 +1,7 @@
 // Data movement: permute, row copies (concat, narrow), index_select, axis sums, nearest
 // and bilinear/bicubic resizing, and im2col for convolutions run as a GEMM.
 #include "common.cuh"
+#include "conv.cuh"
 
 #define MAX_RANK 8
 
@@ -127,12 +128,6 @@ extern "C" __global__ void resize2d(const T* __restrict__ x, T* __restrict__ y, 
         store(y, i, acc);
     }
 }
-
-// Convolution geometry with three spatial dims (leading ones of size 1 for 1d/2d).
-struct ConvGeometry {
-    int channels;
-    int in[3], kernel[3], stride[3], pad[3], dilation[3], out[3];
-};
 
 // Columns for output positions [p0, p0 + tile) of one image: cols[k][p − p0] with
 // k = ((c·kd + kz)·kh + ky)·kw + kx, zero where the tap falls in the padding.

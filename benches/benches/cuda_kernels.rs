@@ -3,7 +3,10 @@
 //! - spatial self-attention, 4096 and 1024 tokens, head dim 64 (TFLOP/s, 4·b·h·L²·d);
 //! - temporal attention over 25 frames, read in place from the spatial layout (GB/s of
 //!   Q, K, V read and O written, against a measured device-to-device copy);
-//! - GroupNorm + SiLU at the UNet's four resolutions (GB/s of one read and one write).
+//! - GroupNorm + SiLU at the UNet's four resolutions (GB/s of one read and one write);
+//! - 3×3 convolutions (padding 1, as many output as input channels) at the UNet's four
+//!   resolutions through each algorithm: cuDNN where it loads, the implicit-GEMM kernel and
+//!   im2col + cuBLAS (TFLOP/s, 2·n·O·P·C·9).
 //!
 //! Device time comes from CUDA events around each batch of launches; inputs rotate over
 //! several sets so successive calls do not hit in L2. After criterion's runs, one JSON line
@@ -19,9 +22,10 @@ mod gpu {
     use std::time::{Duration, Instant};
 
     use criterion::{Criterion, Throughput};
+    use sonic_core::backend::ConvParams;
     use sonic_core::{DType, Device, Result, Tensor};
     use sonic_kernels::cuda::{AttentionPath, CudaBackend};
-    use sonic_kernels::{probe_driver, probe_nvrtc};
+    use sonic_kernels::{probe_cudnn, probe_driver, probe_nvrtc, ConvAlgorithm};
 
     /// Input sets per case; each spatial-attention set alone exceeds an H100's 50 MB L2.
     const ROTATE: usize = 3;
@@ -44,9 +48,11 @@ mod gpu {
             .to_device(Device::Cuda(0))
     }
 
-    /// One benchmark case: a name, its work per call, and the call on input set `i`.
+    /// One benchmark case: a name, what runs it, its work per call, and the call on input
+    /// set `i`.
     struct Case {
         name: String,
+        implementation: String,
         work: Work,
         run: Box<dyn Fn(usize) -> Result<Tensor>>,
     }
@@ -73,6 +79,7 @@ mod gpu {
         let flops = 4 * (IMAGES * heads * tokens * tokens * d) as u64;
         Ok(Case {
             name: format!("spatial_attention/b{IMAGES}_h{heads}_l{tokens}_d{d}"),
+            implementation: "sonic".to_owned(),
             work: Work::Flops(flops),
             run: Box::new(move |i| {
                 let [q, k, v] = &sets[i % ROTATE];
@@ -100,6 +107,7 @@ mod gpu {
                 "temporal_attention/f{FRAMES}_b{}_hw{hw}_h{heads}_d{d}",
                 IMAGES / FRAMES
             ),
+            implementation: "sonic".to_owned(),
             work: Work::Bytes(bytes),
             run: Box::new(move |i| {
                 let [q, k, v] = &sets[i % ROTATE];
@@ -122,6 +130,7 @@ mod gpu {
         let bytes = 2 * (IMAGES * c * side * side * 2) as u64;
         Ok(Case {
             name: format!("group_norm_silu/n{IMAGES}_c{c}_{side}x{side}"),
+            implementation: "sonic".to_owned(),
             work: Work::Bytes(bytes),
             run: Box::new(move |i| {
                 let [x, w, b] = &sets[i % ROTATE];
@@ -137,8 +146,38 @@ mod gpu {
         let gpu = gpu.clone();
         Ok(Case {
             name: format!("d2d_copy/{}MiB", bytes >> 20),
+            implementation: "sonic".to_owned(),
             work: Work::Bytes(2 * bytes as u64),
             run: Box::new(move |i| gpu.copy_d2d(&sets[i % ROTATE])),
+        })
+    }
+
+    fn conv3x3(
+        gpu: &Arc<CudaBackend>,
+        c: usize,
+        side: usize,
+        algorithm: ConvAlgorithm,
+    ) -> Result<Case> {
+        let sets = (0..ROTATE)
+            .map(|i| {
+                Ok([
+                    random(&[IMAGES, c, side, side], 17 * i as u64)?,
+                    random(&[c, c, 3, 3], 17 * i as u64 + 1)?,
+                    random(&[c], 17 * i as u64 + 2)?,
+                ])
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let gpu = gpu.clone();
+        let flops = 2 * (IMAGES * c * side * side * c * 9) as u64;
+        let params = ConvParams::uniform(2, 1, 1);
+        Ok(Case {
+            name: format!("conv3x3/n{IMAGES}_c{c}_{side}x{side}"),
+            implementation: format!("sonic-{algorithm}"),
+            work: Work::Flops(flops),
+            run: Box::new(move |i| {
+                let [x, w, b] = &sets[i % ROTATE];
+                gpu.conv_with(x, w, Some(b), &params, algorithm)
+            }),
         })
     }
 
@@ -164,11 +203,16 @@ mod gpu {
             .devices
             .first()
             .map_or("?".to_owned(), |g| g.name.clone());
+        let conv = gpu.conv_choice();
         eprintln!(
-            "device {gpu_name} ({}), driver CUDA {:?}, NVRTC {:?}",
+            "device {gpu_name} ({}), driver CUDA {:?}, NVRTC {:?}, cuDNN {:?}; convolutions \
+             default to {} ({})",
             gpu.arch(),
             device.version,
-            probe_nvrtc().version
+            probe_nvrtc().version,
+            probe_cudnn().version,
+            conv.algorithm,
+            conv.reason
         );
         let copy_case = copy(gpu, 512 << 20)?;
         let copy_gbps = match copy_case.work {
@@ -184,6 +228,16 @@ mod gpu {
         for (ch, side) in [(320, 64), (640, 32), (1280, 16), (1280, 8)] {
             cases.push(group_norm_silu(ch, side)?);
         }
+        let mut algorithms = vec![ConvAlgorithm::ImplicitGemm, ConvAlgorithm::Im2col];
+        match probe_cudnn().error {
+            None => algorithms.insert(0, ConvAlgorithm::Cudnn),
+            Some(why) => eprintln!("conv3x3 through cuDNN skipped: {why}"),
+        }
+        for (ch, side) in [(320, 64), (640, 32), (1280, 16), (1280, 8)] {
+            for &algorithm in &algorithms {
+                cases.push(conv3x3(gpu, ch, side, algorithm)?);
+            }
+        }
         let mut group = c.benchmark_group("cuda");
         group.sample_size(20).warm_up_time(Duration::from_secs(1));
         for case in &cases {
@@ -191,7 +245,7 @@ mod gpu {
                 Work::Flops(f) => Throughput::Elements(f),
                 Work::Bytes(b) => Throughput::Bytes(b),
             });
-            group.bench_function(&case.name, |b| {
+            group.bench_function(format!("{}/{}", case.name, case.implementation), |b| {
                 b.iter_custom(|iters| {
                     let ms = gpu
                         .time_ms(|| (0..iters as usize).try_for_each(|i| (case.run)(i).map(drop)))
@@ -213,7 +267,10 @@ mod gpu {
                     )
                 }
             };
-            println!("{{\"impl\":\"sonic\",\"gpu\":\"{gpu_name}\",\"case\":\"{}\",\"ms\":{ms:.4},{line}}}", case.name);
+            println!(
+                "{{\"impl\":\"{}\",\"gpu\":\"{gpu_name}\",\"case\":\"{}\",\"ms\":{ms:.4},{line}}}",
+                case.implementation, case.name
+            );
         }
         Ok(())
     }

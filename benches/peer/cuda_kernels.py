@@ -8,6 +8,8 @@ one JSON line per case on stdout.
   [b·hw, F, c], SDPA, permute back (GB/s of Q, K, V read and O written, the bytes the
   in-place kernel moves);
 - F.silu(F.group_norm(x, 32, w, b)) at the UNet's four levels (GB/s of 1 read + 1 write);
+- F.conv2d 3×3, padding 1, C → C channels at the same four levels, through cuDNN with
+  torch.backends.cudnn.benchmark on (TFLOP/s = 2·n·C·P·C·9 / t);
 - a device-to-device copy of 512 MiB, the bandwidth yardstick.
 
 Each case warms up for at least 0.5 s, then the median of 30 single-call CUDA-event timings
@@ -108,6 +110,16 @@ def main():
         gbps = 2 * IMAGES * c * side * side * 2 / ms / 1e6
         case = f"group_norm_silu/n{IMAGES}_c{c}_{side}x{side}"
         report("torch", case, ms, gbps=round(gbps), pct_of_d2d=round(100 * gbps / d2d, 1))
+        del sets
+
+    # cuDNN times its candidate algorithms on the first call of each shape (the warm-up).
+    torch.backends.cudnn.benchmark = True
+    for c, side in [(320, 64), (640, 32), (1280, 16), (1280, 8)]:
+        sets = [(randn(IMAGES, c, side, side), randn(c, c, 3, 3), randn(c)) for _ in range(ROTATE)]
+        ms = median_ms(lambda i: F.conv2d(*sets[i % ROTATE], padding=1))
+        flops = 2 * IMAGES * c * side * side * c * 9
+        case = f"conv3x3/n{IMAGES}_c{c}_{side}x{side}"
+        report("torch-cudnn", case, ms, tflops=round(flops / ms / 1e9, 1))
         del sets
 
 

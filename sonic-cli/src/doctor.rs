@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use sonic_kernels::{DriverProbe, NvrtcProbe};
+use sonic_kernels::{ConvAlgorithm, ConvChoice, CudnnProbe, DriverProbe, NvrtcProbe};
 use sonic_plugins::SearchPath;
 
 use self::cpu::CpuReport;
@@ -62,6 +62,33 @@ struct CudaReport {
     backend_compiled: bool,
     driver: DriverProbe,
     nvrtc: NvrtcProbe,
+    cudnn: CudnnProbe,
+    convolution: ConvolutionReport,
+}
+
+/// What CUDA convolutions run, or why `SONIC_CUDA_CONV` keeps the backend from opening.
+#[derive(Debug, Serialize)]
+struct ConvolutionReport {
+    algorithm: Option<ConvAlgorithm>,
+    reason: Option<String>,
+    error: Option<String>,
+}
+
+impl From<Result<ConvChoice, String>> for ConvolutionReport {
+    fn from(choice: Result<ConvChoice, String>) -> Self {
+        match choice {
+            Ok(choice) => ConvolutionReport {
+                algorithm: Some(choice.algorithm),
+                reason: Some(choice.reason),
+                error: None,
+            },
+            Err(error) => ConvolutionReport {
+                algorithm: None,
+                reason: None,
+                error: Some(error),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +122,8 @@ impl DoctorReport {
                 backend_compiled: sonic_kernels::CUDA_BACKEND_COMPILED,
                 driver: sonic_kernels::probe_driver(),
                 nvrtc: sonic_kernels::probe_nvrtc(),
+                cudnn: sonic_kernels::probe_cudnn(),
+                convolution: sonic_kernels::conv_algorithm::conv_algorithm_from_env().into(),
             },
             plugins: PluginsReport {
                 search_path,
@@ -180,7 +209,19 @@ impl DoctorReport {
             .version
             .map(|(major, minor)| format!("version {major}.{minor}"));
         let summary = probe_summary(nvrtc.library.as_deref(), details, nvrtc.error.as_deref());
-        row(out, "nvrtc", summary)
+        row(out, "nvrtc", summary)?;
+        let cudnn = &cuda.cudnn;
+        let details = cudnn
+            .version
+            .map(|(major, minor, patch)| format!("version {major}.{minor}.{patch}"));
+        let summary = probe_summary(cudnn.library.as_deref(), details, cudnn.error.as_deref());
+        row(out, "cudnn", summary)?;
+        let conv = &cuda.convolution;
+        let summary = match (&conv.algorithm, &conv.reason, &conv.error) {
+            (Some(algorithm), Some(reason), _) => format!("{algorithm} ({reason})"),
+            (_, _, error) => format!("error: {}", error.as_deref().unwrap_or("unknown")),
+        };
+        row(out, "convolution", summary)
     }
 
     fn write_plugins(&self, out: &mut impl Write) -> io::Result<()> {
@@ -253,6 +294,8 @@ mod tests {
     fn report_with(
         driver: DriverProbe,
         nvrtc: NvrtcProbe,
+        cudnn: CudnnProbe,
+        convolution: Result<ConvChoice, String>,
         search_path: SearchPath,
     ) -> DoctorReport {
         DoctorReport {
@@ -282,6 +325,8 @@ mod tests {
                 backend_compiled: false,
                 driver,
                 nvrtc,
+                cudnn,
+                convolution: convolution.into(),
             },
             plugins: PluginsReport {
                 search_path,
@@ -314,6 +359,16 @@ mod tests {
             version: Some((12, 9)),
             error: None,
         };
+        let cudnn = CudnnProbe {
+            library: Some("libcudnn.so.9".to_owned()),
+            version: Some((9, 1, 0)),
+            error: None,
+        };
+        let convolution = Ok(ConvChoice {
+            algorithm: ConvAlgorithm::Cudnn,
+            forced: false,
+            reason: "libcudnn.so.9 loads".to_owned(),
+        });
         let search_path = SearchPath {
             disabled: false,
             entries: vec![SearchEntry {
@@ -322,7 +377,7 @@ mod tests {
                 exists: false,
             }],
         };
-        let text = human(&report_with(driver, nvrtc, search_path));
+        let text = human(&report_with(driver, nvrtc, cudnn, convolution, search_path));
         let expected = "\
 sonic 9.9.9 (release build)
 target        x86_64-unknown-linux-gnu (x86_64, linux)
@@ -333,6 +388,8 @@ cuda backend  no: built without the `cuda` feature
 cuda driver   libcuda.so.1, supports CUDA 12.4, 1 device
   gpu 0       NVIDIA H100 80GB HBM3, sm_90, 80.0 GiB
 nvrtc         libnvrtc.so.12, version 12.9
+cudnn         libcudnn.so.9, version 9.1.0
+convolution   cudnn (libcudnn.so.9 loads)
 plugins       1 search path entry, 0 candidate files
   env         /plugins (missing)
 ";
@@ -351,15 +408,24 @@ plugins       1 search path entry, 0 candidate files
             error: Some("could not load the NVRTC library".to_owned()),
             ..Default::default()
         };
+        let cudnn = CudnnProbe {
+            error: Some("could not load the cuDNN library".to_owned()),
+            ..Default::default()
+        };
+        let convolution = Err("SONIC_CUDA_CONV: unknown convolution algorithm `fft`".to_owned());
         let search_path = SearchPath {
             disabled: true,
             entries: Vec::new(),
         };
-        let text = human(&report_with(driver, nvrtc, search_path));
+        let text = human(&report_with(driver, nvrtc, cudnn, convolution, search_path));
         assert!(text.contains(
             "cuda driver   libcuda.so.1, supports CUDA 12.4, 0 devices; error: cuInit(0) failed"
         ));
         assert!(text.contains("nvrtc         not found: could not load the NVRTC library\n"));
+        assert!(text.contains("cudnn         not found: could not load the cuDNN library\n"));
+        assert!(text.contains(
+            "convolution   error: SONIC_CUDA_CONV: unknown convolution algorithm `fft`\n"
+        ));
         assert!(text.ends_with("plugins       disabled (--no-plugins)\n"));
     }
 }

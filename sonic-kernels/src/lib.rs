@@ -1,8 +1,9 @@
-//! Sonic SDK CUDA side: probing for the CUDA driver and NVRTC without cudarc, the CUDA C
-//! kernels of `kernels-cu/` with their NVRTC compilation and on-disk cache, and (behind the
-//! `cuda` feature) the CUDA backend.
+//! Sonic SDK CUDA side: probing for the CUDA driver, NVRTC and cuDNN without cudarc, the
+//! CUDA C kernels of `kernels-cu/` with their NVRTC compilation and on-disk cache, the
+//! choice of convolution algorithm, and (behind the `cuda` feature) the CUDA backend.
 
 pub mod cache;
+pub mod conv_algorithm;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod error;
@@ -10,10 +11,11 @@ pub mod nvrtc;
 pub mod probe;
 pub mod registry;
 
+pub use conv_algorithm::{ConvAlgorithm, ConvChoice, CONV_ALGORITHM_ENV};
 pub use error::KernelError;
 pub use probe::{
-    decode_cuda_version, probe_driver, probe_nvrtc, DriverProbe, GpuInfo, NvrtcProbe,
-    NVRTC_PATH_ENV,
+    decode_cuda_version, decode_cudnn_version, probe_cudnn, probe_driver, probe_nvrtc, CudnnProbe,
+    DriverProbe, GpuInfo, NvrtcProbe, NVRTC_PATH_ENV,
 };
 pub use registry::{variants, Kernel, Variant};
 

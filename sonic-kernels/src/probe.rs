@@ -1,4 +1,4 @@
-//! CUDA driver and NVRTC probing through `libloading` alone.
+//! CUDA driver, NVRTC and cuDNN probing through `libloading` alone.
 //!
 //! cudarc panics when a library or one of its symbols is missing, so anything that must
 //! merely *ask* whether CUDA is usable (`sonic doctor`, device selection) goes through this
@@ -35,6 +35,13 @@ const NVRTC_CANDIDATES: &[&str] = &["nvrtc64_130_0.dll", "nvrtc64_120_0.dll"];
 #[cfg(not(windows))]
 const NVRTC_CANDIDATES: &[&str] = &["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
 
+/// Names cudarc's own cuDNN loader also tries, in its order, so that whatever this probe
+/// opens, cudarc opens too instead of panicking.
+#[cfg(windows)]
+pub(crate) const CUDNN_CANDIDATES: &[&str] = &["cudnn64_9.dll"];
+#[cfg(not(windows))]
+pub(crate) const CUDNN_CANDIDATES: &[&str] = &["libcudnn.so", "libcudnn.so.9"];
+
 /// What the CUDA driver library reports about itself and the GPUs it sees.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DriverProbe {
@@ -61,6 +68,15 @@ pub struct GpuInfo {
 pub struct NvrtcProbe {
     pub library: Option<String>,
     pub version: Option<(i32, i32)>,
+    pub error: Option<String>,
+}
+
+/// What the cuDNN library reports about itself; like NVRTC it loads without a GPU.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CudnnProbe {
+    pub library: Option<String>,
+    /// (major, minor, patch).
+    pub version: Option<(i32, i32, i32)>,
     pub error: Option<String>,
 }
 
@@ -208,12 +224,21 @@ pub fn probe_driver() -> DriverProbe {
     report
 }
 
+/// A library opened once per process; `cell` keeps it (or why it failed) for good.
+type LibraryCell = OnceLock<Result<LoadedLibrary, ProbeError>>;
+
+fn load_once(
+    cell: &'static LibraryCell,
+    load: impl FnOnce() -> Result<LoadedLibrary, ProbeError>,
+) -> Result<&'static LoadedLibrary, ProbeError> {
+    cell.get_or_init(load).as_ref().map_err(Clone::clone)
+}
+
 fn driver_library() -> Result<&'static LoadedLibrary, ProbeError> {
-    static DRIVER: OnceLock<Result<LoadedLibrary, ProbeError>> = OnceLock::new();
-    DRIVER
-        .get_or_init(|| load_first("CUDA driver", &os_strings(DRIVER_CANDIDATES)))
-        .as_ref()
-        .map_err(Clone::clone)
+    static DRIVER: LibraryCell = OnceLock::new();
+    load_once(&DRIVER, || {
+        load_first("CUDA driver", &os_strings(DRIVER_CANDIDATES))
+    })
 }
 
 fn fill_driver_probe(report: &mut DriverProbe) -> Result<(), ProbeError> {
@@ -397,14 +422,11 @@ fn nvrtc_candidates(override_path: Option<OsString>) -> (&'static str, Vec<OsStr
 }
 
 pub(crate) fn nvrtc_library() -> Result<&'static LoadedLibrary, ProbeError> {
-    static NVRTC: OnceLock<Result<LoadedLibrary, ProbeError>> = OnceLock::new();
-    NVRTC
-        .get_or_init(|| {
-            let (what, candidates) = nvrtc_candidates(std::env::var_os(NVRTC_PATH_ENV));
-            load_first(what, &candidates)
-        })
-        .as_ref()
-        .map_err(Clone::clone)
+    static NVRTC: LibraryCell = OnceLock::new();
+    load_once(&NVRTC, || {
+        let (what, candidates) = nvrtc_candidates(std::env::var_os(NVRTC_PATH_ENV));
+        load_first(what, &candidates)
+    })
 }
 
 fn fill_nvrtc_probe(report: &mut NvrtcProbe) -> Result<(), ProbeError> {
@@ -422,6 +444,48 @@ fn fill_nvrtc_probe(report: &mut NvrtcProbe) -> Result<(), ProbeError> {
         });
     }
     report.version = Some((major, minor));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// cuDNN
+
+type CudnnGetVersion = unsafe extern "C" fn() -> usize;
+
+/// Probes cuDNN. Never panics; see [`CudnnProbe::error`].
+pub fn probe_cudnn() -> CudnnProbe {
+    let mut report = CudnnProbe::default();
+    if let Err(err) = fill_cudnn_probe(&mut report) {
+        report.error = Some(err.to_string());
+    }
+    report
+}
+
+/// Decodes `cudnnGetVersion()`: `major·10000 + minor·100 + patch` from cuDNN 9 on,
+/// `major·1000 + minor·100 + patch` before.
+pub fn decode_cudnn_version(encoded: usize) -> (i32, i32, i32) {
+    let encoded = encoded as i32;
+    if encoded >= 90000 {
+        (encoded / 10000, encoded / 100 % 100, encoded % 100)
+    } else {
+        (encoded / 1000, encoded / 100 % 10, encoded % 100)
+    }
+}
+
+fn cudnn_library() -> Result<&'static LoadedLibrary, ProbeError> {
+    static CUDNN: LibraryCell = OnceLock::new();
+    load_once(&CUDNN, || {
+        load_first("cuDNN", &os_strings(CUDNN_CANDIDATES))
+    })
+}
+
+fn fill_cudnn_probe(report: &mut CudnnProbe) -> Result<(), ProbeError> {
+    let cudnn = cudnn_library()?;
+    report.library = Some(cudnn.name.clone());
+    // SAFETY: the type matches `size_t cudnnGetVersion(void)`.
+    let version = unsafe { cudnn.function::<CudnnGetVersion>("cudnnGetVersion")? };
+    // SAFETY: no arguments; cuDNN returns the version it was built as, GPU or not.
+    report.version = Some(decode_cudnn_version(unsafe { version() }));
     Ok(())
 }
 
@@ -491,17 +555,30 @@ mod tests {
     }
 
     #[test]
-    fn nvrtc_probe_reports_library_or_error() {
-        let probe = probe_nvrtc();
-        match &probe.library {
-            None => assert!(
-                probe.error.as_deref().is_some_and(|e| e.contains("NVRTC")),
-                "{probe:?}"
+    fn nvrtc_and_cudnn_probes_report_library_or_error() {
+        let (nvrtc, cudnn) = (probe_nvrtc(), probe_cudnn());
+        let reports = [
+            (
+                "NVRTC",
+                &nvrtc.library,
+                nvrtc.version.is_some(),
+                &nvrtc.error,
             ),
-            Some(_) => assert!(
-                probe.version.is_some() || probe.error.is_some(),
-                "{probe:?}"
+            (
+                "cuDNN",
+                &cudnn.library,
+                cudnn.version.is_some(),
+                &cudnn.error,
             ),
+        ];
+        for (what, library, versioned, error) in reports {
+            match library {
+                None => assert!(
+                    error.as_deref().is_some_and(|e| e.contains(what)),
+                    "{what}: {error:?}"
+                ),
+                Some(_) => assert!(versioned || error.is_some(), "{what}: {error:?}"),
+            }
         }
     }
 
@@ -538,5 +615,13 @@ mod tests {
     fn probes_are_repeatable() {
         assert_eq!(probe_driver(), probe_driver());
         assert_eq!(probe_nvrtc(), probe_nvrtc());
+        assert_eq!(probe_cudnn(), probe_cudnn());
+    }
+
+    #[test]
+    fn decodes_cudnn_versions() {
+        assert_eq!(decode_cudnn_version(90100), (9, 1, 0));
+        assert_eq!(decode_cudnn_version(91002), (9, 10, 2));
+        assert_eq!(decode_cudnn_version(8907), (8, 9, 7));
     }
 }

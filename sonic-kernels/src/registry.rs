@@ -8,7 +8,14 @@
 use sonic_core::DType;
 
 /// Headers the sources include by name; NVRTC resolves them from these texts, not the disk.
-pub const HEADERS: &[(&str, &str)] = &[("common.cuh", include_str!("../../kernels-cu/common.cuh"))];
+pub const HEADERS: &[(&str, &str)] = &[
+    ("common.cuh", include_str!("../../kernels-cu/common.cuh")),
+    ("conv.cuh", include_str!("../../kernels-cu/conv.cuh")),
+    (
+        "tensor_core.cuh",
+        include_str!("../../kernels-cu/tensor_core.cuh"),
+    ),
+];
 
 /// The architectures every variant must compile for (Ampere and Hopper data-centre parts).
 pub const CI_ARCHS: &[&str] = &["sm_80", "sm_90"];
@@ -35,10 +42,12 @@ pub enum Kernel {
     Layout,
     /// Transposed convolution, grid sampling and max pooling (RIFE, YOLOv5-face).
     Sampling,
+    /// Convolution as an implicit GEMM (tensor cores for f16/bf16, FMA for f32).
+    ConvImplicitGemm,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::FlashAttention,
         Kernel::TemporalAttention,
         Kernel::SingleKeyAttention,
@@ -49,6 +58,7 @@ impl Kernel {
         Kernel::Elementwise,
         Kernel::Layout,
         Kernel::Sampling,
+        Kernel::ConvImplicitGemm,
     ];
 
     pub fn file(self) -> &'static str {
@@ -63,6 +73,7 @@ impl Kernel {
             Kernel::Elementwise => "elementwise.cu",
             Kernel::Layout => "layout.cu",
             Kernel::Sampling => "sampling.cu",
+            Kernel::ConvImplicitGemm => "conv_implicit_gemm.cu",
         }
     }
 
@@ -80,6 +91,7 @@ impl Kernel {
             Kernel::Elementwise => include_str!("../../kernels-cu/elementwise.cu"),
             Kernel::Layout => include_str!("../../kernels-cu/layout.cu"),
             Kernel::Sampling => include_str!("../../kernels-cu/sampling.cu"),
+            Kernel::ConvImplicitGemm => include_str!("../../kernels-cu/conv_implicit_gemm.cu"),
         }
     }
 
@@ -113,6 +125,11 @@ impl Kernel {
                 "im2col",
             ],
             Kernel::Sampling => &["conv_transpose2d", "grid_sample", "max_pool2d"],
+            Kernel::ConvImplicitGemm => &[
+                "conv_gather_table",
+                "conv_implicit_gemm",
+                "conv_implicit_gemm_3d",
+            ],
         }
     }
 
@@ -201,8 +218,8 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), all.len());
-        // 8 flash + 12 temporal + 8 kernels in 3 dtypes.
-        assert_eq!(all.len(), 8 + 12 + 8 * 3);
+        // 8 flash + 12 temporal + 9 kernels in 3 dtypes.
+        assert_eq!(all.len(), 8 + 12 + 9 * 3);
     }
 
     #[test]

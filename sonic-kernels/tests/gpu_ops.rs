@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use sonic_core::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode, UnaryOp};
 use sonic_core::{DType, Device, Tensor};
 use sonic_kernels::cuda::{install, AttentionPath, CudaBackend};
-use sonic_kernels::probe_driver;
+use sonic_kernels::{probe_cudnn, probe_driver, ConvAlgorithm};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -282,6 +282,87 @@ fn matmul_linear_conv() {
                 dtype,
                 8.0,
             );
+        }
+    }
+}
+
+#[test]
+fn conv_algorithms() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Rng::new("conv");
+    let choice = gpu.conv_choice();
+    eprintln!("convolutions run {} ({})", choice.algorithm, choice.reason);
+    let mut algorithms = vec![ConvAlgorithm::ImplicitGemm, ConvAlgorithm::Im2col];
+    match probe_cudnn().error {
+        None => algorithms.push(ConvAlgorithm::Cudnn),
+        Some(why) => eprintln!("cuDNN cases skipped: {why}"),
+    }
+    // Stride, padding and dilation per spatial dim.
+    let p = |s: &[usize], pad: &[usize], d: &[usize]| ConvParams {
+        stride: s.to_vec(),
+        padding: pad.to_vec(),
+        dilation: d.to_vec(),
+    };
+    let u = ConvParams::uniform;
+    // (input, weight, params, bias): odd sizes throughout; K % 8 != 0 (the element-wise
+    // weight path) and K % 8 == 0; several tiles in M (130 > 128 outputs), N and K; images
+    // sharing a column tile; a kernel as large as the input.
+    let cases: Vec<(&[usize], &[usize], ConvParams, bool)> = vec![
+        (&[2, 5, 13, 11], &[7, 5, 3, 3], u(2, 1, 1), true),
+        (&[3, 16, 9, 17], &[130, 16, 3, 3], u(2, 1, 1), false),
+        (&[2, 24, 15, 16], &[33, 24, 3, 3], u(2, 2, 1), true),
+        (
+            &[1, 6, 17, 19],
+            &[9, 6, 3, 3],
+            p(&[1, 2], &[2, 0], &[2, 1]),
+            true,
+        ),
+        (&[2, 40, 7, 9], &[20, 40, 1, 1], u(2, 1, 0), true),
+        (&[2, 3, 5, 5], &[4, 3, 5, 5], u(2, 1, 0), false),
+        (&[3, 5, 29], &[7, 5, 3], u(1, 2, 1), true),
+        (&[2, 8, 31], &[12, 8, 5], p(&[1], &[4], &[2]), false),
+        (&[1, 4, 5, 9, 11], &[3, 4, 3, 3, 3], u(3, 1, 1), true),
+        (
+            &[2, 3, 4, 7, 6],
+            &[5, 3, 3, 1, 1],
+            p(&[1; 3], &[1, 0, 0], &[1; 3]),
+            false,
+        ),
+        (
+            &[1, 8, 6, 9, 7],
+            &[6, 8, 3, 3, 3],
+            p(&[2, 1, 2], &[1, 1, 0], &[1, 2, 1]),
+            true,
+        ),
+    ];
+    for dtype in DTYPES {
+        for (xs, ws, params, with_bias) in &cases {
+            let (cx, gx) = random(&mut rng, xs, dtype, 1.0);
+            let (cw, gw) = random(&mut rng, ws, dtype, 1.0);
+            let (cb, gb) = random(&mut rng, &[ws[0]], dtype, 1.0);
+            let (cb, gb) = if *with_bias {
+                (Some(&cb), Some(&gb))
+            } else {
+                (None, None)
+            };
+            let want = cx.conv(&cw, cb, params).expect("cpu");
+            for &algorithm in &algorithms {
+                let got = gpu.conv_with(&gx, &gw, gb, params, algorithm).expect("gpu");
+                // cuDNN may pick Winograd or FFT for f32, which round differently from a
+                // direct sum.
+                let loose = if algorithm == ConvAlgorithm::Cudnn && dtype == DType::F32 {
+                    64.0
+                } else {
+                    8.0
+                };
+                assert_close(
+                    &format!("{algorithm} x{xs:?} w{ws:?} {params:?} bias {with_bias}"),
+                    &got,
+                    &want,
+                    dtype,
+                    loose,
+                );
+            }
         }
     }
 }

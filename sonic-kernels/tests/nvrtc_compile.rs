@@ -4,25 +4,34 @@
 //! and passes; CI installs it from the Python package index (see `.ci/run`), so there it
 //! always runs, and `SONIC_REQUIRE_NVRTC=1` turns a missing library into a failure.
 
+use sonic_core::DType;
 use sonic_kernels::registry::CI_ARCHS;
-use sonic_kernels::{cache, probe_nvrtc, variants, Kernel};
+use sonic_kernels::{cache, probe_nvrtc, variants, Kernel, Variant};
 
 /// PTX instructions a kernel's design depends on: if the compiler (or an edit) drops one,
 /// the kernel silently loses what it is for.
-fn required_instructions(kernel: Kernel) -> &'static [&'static str] {
-    match kernel {
+fn required_instructions(variant: &Variant) -> &'static [&'static str] {
+    match (variant.kernel, variant.dtype) {
         // Tensor cores, asynchronous double-buffered copies, ldmatrix, exp2 softmax.
-        Kernel::FlashAttention => &[
+        (Kernel::FlashAttention, _) => &[
             "mma.sync.aligned.m16n8k16.row.col.f32",
             "cp.async.cg.shared.global",
             "cp.async.wait_group",
             "ldmatrix.sync.aligned.m8n8.x4.trans",
             "ex2.approx",
         ],
-        Kernel::TemporalAttention => &["ex2.approx", "bar.warp.sync"],
+        (Kernel::TemporalAttention, _) => &["ex2.approx", "bar.warp.sync"],
         // grid_sample's unnormalised coordinates: products rounded on their own, not fused
         // into an FMA, so that floor picks the CPU reference's taps.
-        Kernel::Sampling => &["mul.rn.f32"],
+        (Kernel::Sampling, _) => &["mul.rn.f32"],
+        // Tensor cores fed by ldmatrix, weight tiles by cp.async.
+        (Kernel::ConvImplicitGemm, DType::F16 | DType::BF16) => &[
+            "mma.sync.aligned.m16n8k16.row.col.f32",
+            "cp.async.cg.shared.global",
+            "ldmatrix.sync.aligned.m8n8.x4.trans",
+        ],
+        // True f32 on the FMA units.
+        (Kernel::ConvImplicitGemm, DType::F32) => &["fma.rn.f32"],
         _ => &[],
     }
 }
@@ -56,7 +65,7 @@ fn every_variant_compiles_for_every_ci_arch() {
                             failures.push(format!("{} {arch}: no entry {entry}", variant.name()));
                         }
                     }
-                    for instruction in required_instructions(variant.kernel) {
+                    for instruction in required_instructions(&variant) {
                         if !out.ptx.contains(instruction) {
                             failures.push(format!("{} {arch}: no {instruction}", variant.name()));
                         }

@@ -1,4 +1,5 @@
-//! The backend object: context, stream, cuBLAS handle and the loaded kernel modules.
+//! The backend object: context, stream, cuBLAS handle, the convolution algorithm (with
+//! cuDNN's handle when it runs them) and the loaded kernel modules.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,9 +14,11 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 use sonic_core::{DType, Device, Error, Result};
 
+use super::cudnn::CudnnConv;
 use super::unavailable;
+use crate::conv_algorithm::{conv_algorithm_from_env, ConvAlgorithm, ConvChoice};
 use crate::registry::{Kernel, Variant};
-use crate::{cache, probe_driver, probe_nvrtc};
+use crate::{cache, probe_cudnn, probe_driver, probe_nvrtc};
 
 /// Dynamic shared memory a block may use without opting in.
 const DEFAULT_SMEM: usize = 48 * 1024;
@@ -25,6 +28,11 @@ pub struct CudaBackend {
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
+    /// What `conv` runs; see [`crate::conv_algorithm`].
+    pub(crate) conv: ConvChoice,
+    /// cuDNN's handle and plans: opened with the backend when cuDNN runs convolutions,
+    /// else on the first call that asks for it.
+    pub(crate) cudnn: Mutex<Option<CudnnConv>>,
     /// `sm_90` etc.: kernels are compiled to CUBIN for exactly this device.
     arch: String,
     /// The opt-in maximum of dynamic shared memory per block.
@@ -47,7 +55,7 @@ impl fmt::Debug for CudaBackend {
 
 /// Runs a cudarc call that may panic (a library or symbol missing from an unexpected
 /// installation) and turns the panic into an error.
-fn guarded<R>(ordinal: usize, what: &str, f: impl FnOnce() -> R) -> Result<R> {
+pub(crate) fn guarded<R>(ordinal: usize, what: &str, f: impl FnOnce() -> R) -> Result<R> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
         let detail = panic
             .downcast_ref::<String>()
@@ -56,6 +64,40 @@ fn guarded<R>(ordinal: usize, what: &str, f: impl FnOnce() -> R) -> Result<R> {
             .unwrap_or_else(|| "unknown failure".to_owned());
         unavailable(ordinal, format!("{what}: {detail}"))
     })
+}
+
+/// Opens cuDNN's handle for `stream` if the probe finds the library (cudarc would panic
+/// without it), turning any other panic in cudarc's loader into an error.
+pub(crate) fn open_cudnn(ordinal: usize, stream: &Arc<CudaStream>) -> Result<CudnnConv> {
+    if let Some(error) = probe_cudnn().error {
+        return Err(unavailable(ordinal, format!("cuDNN: {error}")));
+    }
+    guarded(ordinal, "loading cuDNN", || CudnnConv::new(stream))?
+        .map_err(|e| unavailable(ordinal, format!("cuDNN: {e}")))
+}
+
+/// The convolution algorithm and, when it is cuDNN, its handle. cuDNN that loads but
+/// cannot open a handle falls back to the implicit GEMM, unless it was asked for.
+fn choose_conv(
+    ordinal: usize,
+    stream: &Arc<CudaStream>,
+) -> Result<(ConvChoice, Option<CudnnConv>)> {
+    let choice = conv_algorithm_from_env().map_err(|e| unavailable(ordinal, e))?;
+    if choice.algorithm != ConvAlgorithm::Cudnn {
+        return Ok((choice, None));
+    }
+    match open_cudnn(ordinal, stream) {
+        Ok(cudnn) => Ok((choice, Some(cudnn))),
+        Err(err) if choice.forced => Err(err),
+        Err(err) => Ok((
+            ConvChoice {
+                algorithm: ConvAlgorithm::ImplicitGemm,
+                forced: false,
+                reason: format!("cuDNN loads but fails: {err}"),
+            },
+            None,
+        )),
+    }
 }
 
 impl CudaBackend {
@@ -83,6 +125,7 @@ impl CudaBackend {
         let stream = ctx.default_stream();
         let blas = guarded(ordinal, "loading cuBLAS", || CudaBlas::new(stream.clone()))?
             .map_err(|e| unavailable(ordinal, format!("cuBLAS: {e}")))?;
+        let (conv, cudnn) = choose_conv(ordinal, &stream)?;
         let (major, minor) = ctx
             .compute_capability()
             .map_err(|e| unavailable(ordinal, e.to_string()))?;
@@ -93,6 +136,8 @@ impl CudaBackend {
             ctx,
             stream,
             blas,
+            conv,
+            cudnn: Mutex::new(cudnn),
             arch: format!("sm_{major}{minor}"),
             max_smem,
             functions: Mutex::new(HashMap::new()),

@@ -1,5 +1,5 @@
-//! The CUDA backend: cudarc for the driver and cuBLAS, NVRTC-compiled kernels from
-//! `kernels-cu/` for everything else. Tensors are stored as f32, f16 or bf16; every kernel
+//! The CUDA backend: cudarc for the driver, cuBLAS and (where it loads) cuDNN's
+//! convolutions, NVRTC-compiled kernels from `kernels-cu/` for everything else. Tensors are stored as f32, f16 or bf16; every kernel
 //! accumulates in f32.
 //!
 //! [`install`] registers it as sonic-core's `cuda` device kind. Building a backend first
@@ -22,6 +22,8 @@ macro_rules! launch {
 
 mod attention;
 mod blas;
+mod conv;
+mod cudnn;
 mod device;
 mod launch;
 mod ops;

@@ -14,28 +14,17 @@ use super::blas::RowMajorGemm;
 use super::device::CudaBackend;
 use super::invalid;
 use super::launch::{
-    elementwise, grid_x, i32_arg, per_row, Broadcast, ConvGeometry, GroupShape, Permutation,
-    TransposedConv, MAX_RANK, THREADS,
+    elementwise, grid_x, i32_arg, per_row, Broadcast, GroupShape, Permutation, TransposedConv,
+    MAX_RANK, THREADS,
 };
 use super::storage::cuda_storage;
 use crate::registry::Kernel;
 
-/// Output positions per im2col tile: bounds the column buffer (taps × this × dtype).
-const IM2COL_POSITIONS: usize = 1 << 14;
 /// Static shared memory of the GroupNorm kernels (32 floats of reduction scratch), rounded
 /// up generously.
 const GROUP_NORM_STATIC_SMEM: usize = 1024;
 /// Elements per chunk of the split GroupNorm path (32 KiB of f32 in shared memory).
 const GROUP_NORM_CHUNK: usize = 8192;
-
-/// Device addresses of one image's convolution: input, weights, output, column buffer.
-#[derive(Clone, Copy)]
-struct ConvBuffers {
-    x: u64,
-    w: u64,
-    y: u64,
-    cols: u64,
-}
 
 /// Device address of a tensor on this backend.
 pub(crate) fn ptr(t: &Tensor, op: &'static str) -> Result<u64> {
@@ -43,11 +32,15 @@ pub(crate) fn ptr(t: &Tensor, op: &'static str) -> Result<u64> {
 }
 
 /// Address of an optional tensor; kernels read a null pointer as "absent".
-fn opt_ptr(t: Option<&Tensor>, op: &'static str) -> Result<u64> {
+pub(crate) fn opt_ptr(t: Option<&Tensor>, op: &'static str) -> Result<u64> {
     t.map_or(Ok(0), |t| ptr(t, op))
 }
 
-fn same_dtype(op: &'static str, expected: DType, tensors: &[Option<&Tensor>]) -> Result<()> {
+pub(crate) fn same_dtype(
+    op: &'static str,
+    expected: DType,
+    tensors: &[Option<&Tensor>],
+) -> Result<()> {
     for t in tensors.iter().flatten() {
         if t.dtype() != expected {
             return Err(invalid(
@@ -202,7 +195,7 @@ impl CudaBackend {
     }
 
     /// Adds `bias [c]` along axis 1 of `y [n, c, …]` (convolution) or along the last axis.
-    fn add_bias(&self, y: Tensor, bias: &Tensor, axis: usize) -> Result<Tensor> {
+    pub(crate) fn add_bias(&self, y: Tensor, bias: &Tensor, axis: usize) -> Result<Tensor> {
         let mut shape = vec![1; y.rank()];
         shape[axis] = bias.elem_count();
         let bias = bias.reshape(shape)?;
@@ -314,38 +307,6 @@ impl CudaBackend {
         // each chunk of y once.
         unsafe { launch!(self, apply, cfg; xp, rp, sp, wp, bp, yp, shape, chunk, eps, silu) }?;
         Ok(y)
-    }
-
-    /// Convolution of one image as tiles of im2col followed by a GEMM per tile.
-    fn conv_image(
-        &self,
-        io: ConvBuffers,
-        dtype: DType,
-        g: &ConvGeometry,
-        out_channels: usize,
-    ) -> Result<()> {
-        let positions: usize = g.output.iter().map(|&v| v as usize).product();
-        let taps = g.channels as usize * g.kernel.iter().map(|&v| v as usize).product::<usize>();
-        let f = self.function(Kernel::Layout, dtype, None, "im2col", 0)?;
-        let size = dtype.size_in_bytes() as u64;
-        let mut p0 = 0;
-        while p0 < positions {
-            let tile = IM2COL_POSITIONS.min(positions - p0);
-            let (p0_arg, tile_arg) = (p0 as i64, tile as i64);
-            // SAFETY: `cols` holds taps × IM2COL_POSITIONS elements; x is one image.
-            unsafe {
-                launch!(self, f, elementwise(taps * tile); io.x, io.cols, *g, p0_arg, tile_arg)
-            }?;
-            // y[o, p0..p0+tile] = W[o, taps] · cols[taps, tile]
-            let gemm = RowMajorGemm {
-                ldb: tile,
-                ldc: positions,
-                ..RowMajorGemm::plain(out_channels, tile, taps)
-            };
-            self.gemm(dtype, &gemm, io.w, io.cols, io.y + p0 as u64 * size)?;
-            p0 += tile;
-        }
-        Ok(())
     }
 }
 
@@ -496,57 +457,7 @@ impl Backend for CudaBackend {
         bias: Option<&Tensor>,
         p: &ConvParams,
     ) -> Result<Tensor> {
-        let op = "conv";
-        same_dtype(op, x.dtype(), &[Some(w), bias])?;
-        let (xd, wd) = (x.dims(), w.dims());
-        let spatial = xd.len() - 2;
-        let lead = 3 - spatial;
-        let mut g = ConvGeometry {
-            channels: i32_arg(xd[1], op)?,
-            input: [1; 3],
-            kernel: [1; 3],
-            stride: [1; 3],
-            pad: [0; 3],
-            dilation: [1; 3],
-            output: [1; 3],
-        };
-        for i in 0..spatial {
-            g.input[lead + i] = i32_arg(xd[2 + i], op)?;
-            g.kernel[lead + i] = i32_arg(wd[2 + i], op)?;
-            g.stride[lead + i] = i32_arg(p.stride[i], op)?;
-            g.pad[lead + i] = i32_arg(p.padding[i], op)?;
-            g.dilation[lead + i] = i32_arg(p.dilation[i], op)?;
-            let span = p.dilation[i] * (wd[2 + i] - 1) + 1;
-            let padded = xd[2 + i] + 2 * p.padding[i];
-            if padded < span {
-                return Err(invalid(op, "kernel larger than the padded input"));
-            }
-            g.output[lead + i] = i32_arg((padded - span) / p.stride[i] + 1, op)?;
-        }
-        let (n, o) = (xd[0], wd[0]);
-        let mut shape = vec![n, o];
-        shape.extend(g.output[lead..].iter().map(|&v| v as usize));
-        let y = self.alloc(shape, x.dtype())?;
-        let positions: usize = g.output.iter().map(|&v| v as usize).product();
-        let taps = xd[1] * wd[2..].iter().product::<usize>();
-        let cols = self.alloc([taps, IM2COL_POSITIONS.min(positions.max(1))], x.dtype())?;
-        let size = x.dtype().size_in_bytes() as u64;
-        let image = (x.elem_count() / n.max(1)) as u64 * size;
-        let out_image = (o * positions) as u64 * size;
-        let (xp, wp, yp, cp) = (ptr(x, op)?, ptr(w, op)?, ptr(&y, op)?, ptr(&cols, op)?);
-        for i in 0..n as u64 {
-            let io = ConvBuffers {
-                x: xp + i * image,
-                w: wp,
-                y: yp + i * out_image,
-                cols: cp,
-            };
-            self.conv_image(io, x.dtype(), &g, o)?;
-        }
-        match bias {
-            Some(bias) => self.add_bias(y, bias, 1),
-            None => Ok(y),
-        }
+        self.conv_dispatch(x, w, bias, p, None)
     }
 
     fn group_norm(
