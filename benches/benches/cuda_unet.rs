@@ -15,26 +15,13 @@ mod gpu {
     use std::sync::Arc;
 
     use sonic_core::models::unet::{UNetConditioning, UNetSpatioTemporalConditionModel};
-    use sonic_core::verify::errors;
+    use sonic_core::verify::{errors, Fixture};
     use sonic_core::weights::{read_config, VarBuilder, WeightStore};
-    use sonic_core::{DType, Device, Result, Shape, Tensor};
+    use sonic_core::{DType, Device, Result};
     use sonic_kernels::cuda::CudaBackend;
     use sonic_kernels::probe_driver;
 
     const RUNS: usize = 5;
-    /// The run name the peer script gives its tensors in `io.safetensors`.
-    const RUN: &str = "svdxt";
-
-    fn io_tensor(store: &WeightStore, name: &str, device: Device) -> Result<Tensor> {
-        let name = format!("{RUN}.{name}");
-        let shape = Shape::new(
-            store
-                .raw(&name)
-                .map(|r| r.shape.clone())
-                .unwrap_or_default(),
-        );
-        store.load(&name, &shape, DType::F32, device)
-    }
 
     pub fn run(gpu: &CudaBackend, dir: &Path) -> Result<()> {
         let device = Device::Cuda(0);
@@ -43,18 +30,18 @@ mod gpu {
             read_config(dir)?,
             &VarBuilder::new(store, DType::F16, device),
         )?;
-        let io = WeightStore::open(&[dir.join("io.safetensors")])?;
-        let sample = io_tensor(&io, "sample", device)?.to_dtype(DType::F16)?;
-        let (b, f) = (sample.dims()[0], sample.dims()[1]);
-        // diffusers repeats the per-video context for every frame.
-        let per_frame: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, f)).collect();
-        let cond = UNetConditioning {
-            image_tokens: io_tensor(&io, "encoder_hidden_states", device)?
-                .index_select(0, &per_frame)?,
-            audio: None,
-            added_time_ids: io_tensor(&io, "added_time_ids", device)?,
-        };
-        let timesteps = io_tensor(&io, "timesteps", Device::Cpu)?.to_vec()?;
+        // The folder is the peer's `model.svd-unet` fixture with one run.
+        let fx = Fixture::open(dir)?;
+        let run: Vec<String> = fx.param("runs")?;
+        let input = |name: &str, device| fx.tensor(&format!("{}.{name}", run[0]), device);
+        let sample = input("sample", device)?.to_dtype(DType::F16)?;
+        let f = sample.dims()[1];
+        let cond = UNetConditioning::svd(
+            &input("encoder_hidden_states", device)?,
+            f,
+            input("added_time_ids", device)?,
+        )?;
+        let timesteps = input("timesteps", Device::Cpu)?.to_vec()?;
 
         let mut out = unet.forward(&sample, &timesteps, &cond)?;
         gpu.synchronize()?;
@@ -66,7 +53,7 @@ mod gpu {
             })?);
         }
         times.sort_by(f32::total_cmp);
-        let reference = io_tensor(&io, "out", Device::Cpu)?;
+        let reference = input("out", Device::Cpu)?;
         let (rel, max_abs) = errors(&out.to_device(Device::Cpu)?, &reference)?;
         let gpu_name = probe_driver()
             .devices

@@ -33,16 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         io.load(k, &shape, DType::F32, Device::Cpu)
     };
     let sample = get("sample")?;
-    let (batch, frames) = (sample.dims()[0], sample.dims()[1]);
-    let ehs = get("encoder_hidden_states")?;
-    let per_frame: Vec<usize> = (0..batch)
-        .flat_map(|b| std::iter::repeat_n(b, frames))
-        .collect();
-    let cond = UNetConditioning {
-        image_tokens: ehs.index_select(0, &per_frame)?,
-        audio: None,
-        added_time_ids: get("added_time_ids")?,
-    };
+    let cond = UNetConditioning::svd(
+        &get("encoder_hidden_states")?,
+        sample.dims()[1],
+        get("added_time_ids")?,
+    )?;
     let timesteps = get("timesteps")?.to_vec()?;
     let mut wall = Vec::new();
     let mut out = None;

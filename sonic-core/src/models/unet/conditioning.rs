@@ -59,6 +59,24 @@ struct PreparedAudio {
 }
 
 impl UNetConditioning {
+    /// Stock SVD as diffusers calls it: one context per video, `[batch, tokens, dim]`,
+    /// repeated for each of the video's `frames` frames, and no audio.
+    pub fn svd(
+        encoder_hidden_states: &Tensor,
+        frames: usize,
+        added_time_ids: Tensor,
+    ) -> Result<UNetConditioning> {
+        let batch = encoder_hidden_states.dims()[0];
+        let per_frame: Vec<usize> = (0..batch)
+            .flat_map(|i| std::iter::repeat_n(i, frames))
+            .collect();
+        Ok(UNetConditioning {
+            image_tokens: encoder_hidden_states.index_select(0, &per_frame)?,
+            audio: None,
+            added_time_ids,
+        })
+    }
+
     /// The conditioning in the UNet's working dtype; the added time ids are read on the
     /// host, so they stay as they are.
     pub fn to_dtype(&self, dtype: DType) -> Result<UNetConditioning> {

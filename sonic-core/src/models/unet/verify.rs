@@ -34,27 +34,22 @@ fn run(fx: &Fixture, device: Device, sonic: bool) -> Result<Outputs> {
     for run in runs {
         let input = |name: &str| fx.tensor(&format!("{run}.{name}"), device);
         let sample = input("sample")?;
-        let (b, f) = (sample.dims()[0], sample.dims()[1]);
-        let image_tokens = if sonic {
-            input("image_tokens")?
+        let cond = if sonic {
+            UNetConditioning {
+                image_tokens: input("image_tokens")?,
+                audio: Some(AudioTokens {
+                    tokens: input("audio_tokens")?,
+                    face_mask: Some(fx.tensor("face_mask", device)?),
+                    scale: fx.param("audio_scale")?,
+                }),
+                added_time_ids: input("added_time_ids")?,
+            }
         } else {
-            // diffusers repeats the per-video context for every frame.
-            let per_frame: Vec<usize> = (0..b).flat_map(|i| std::iter::repeat_n(i, f)).collect();
-            input("encoder_hidden_states")?.index_select(0, &per_frame)?
-        };
-        let audio = if sonic {
-            Some(AudioTokens {
-                tokens: input("audio_tokens")?,
-                face_mask: Some(fx.tensor("face_mask", device)?),
-                scale: fx.param("audio_scale")?,
-            })
-        } else {
-            None
-        };
-        let cond = UNetConditioning {
-            image_tokens,
-            audio,
-            added_time_ids: input("added_time_ids")?,
+            UNetConditioning::svd(
+                &input("encoder_hidden_states")?,
+                sample.dims()[1],
+                input("added_time_ids")?,
+            )?
         };
         let timesteps = input("timesteps")?.to_vec()?;
         let mut traced = Vec::new();
