@@ -3,9 +3,9 @@
 
     python3 benches/peer/svd_unet.py DIR [--frames 75] [--side 64] [--runs 5] [--device cuda]
 
-Builds `UNetSpatioTemporalConditionModel` with the SVD-xt config (diffusers' defaults plus
-`sample_size` 96, as stabilityai/stable-video-diffusion-img2vid-xt ships it) and random
-weights (torch's default initialisation, seed 0) rounded to f16. On CUDA it times one
+Builds `UNetSpatioTemporalConditionModel` with the SVD-xt config (`SVD_XT` of
+unet_svd_xt_cpu.py beside this script, as stabilityai/stable-video-diffusion-img2vid-xt ships
+it) and random weights (torch's default initialisation, seed 0) rounded to f16. On CUDA it times one
 forward of `frames` frames at a `side`×`side` latent in f16 with CUDA events (median of
 `runs` after two warm-ups; attention through scaled_dot_product_attention with PyTorch's own
 backend choice) and prints one JSON line.
@@ -42,6 +42,7 @@ def main():
 
     try:
         from diffusers import UNetSpatioTemporalConditionModel
+        from unet_svd_xt_cpu import SVD_XT
     except ImportError as err:
         print(f"svd_unet: diffusers is not installed ({err})", file=sys.stderr)
         sys.exit(1)
@@ -49,7 +50,8 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
 
     torch.manual_seed(0)
-    unet = UNetSpatioTemporalConditionModel(sample_size=96).eval().half().to(args.device)
+    config = {k: v for k, v in SVD_XT.items() if not k.startswith("_")}
+    unet = UNetSpatioTemporalConditionModel(**config).eval().half().to(args.device)
     gen = torch.Generator().manual_seed(1)
     inputs = {
         "sample": torch.randn(1, args.frames, 8, args.side, args.side, generator=gen),

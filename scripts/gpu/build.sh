@@ -48,7 +48,7 @@ if command -v strip >/dev/null 2>&1; then
     strip "$BUNDLE"/bin/*
 fi
 cp scripts/gpu/run.sh "$BUNDLE/run.sh"
-cp benches/peer/cuda_kernels.py benches/peer/svd_unet.py "$BUNDLE/peer/"
+cp benches/peer/cuda_kernels.py benches/peer/svd_unet.py benches/peer/unet_svd_xt_cpu.py "$BUNDLE/peer/"
 # The UNet comparison needs diffusers, which the GPU host's Python (3.12) does not have and
 # cannot download. Without the wheels that phase says so and the others still run.
 if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
