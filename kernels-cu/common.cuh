@@ -14,6 +14,11 @@ typedef long long i64;
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
+// Dynamic shared memory, declared one way for NVRTC and another for the CPU emulator.
+#ifndef SONIC_DYNAMIC_SHARED
+#define SONIC_DYNAMIC_SHARED(align, type, name) extern __shared__ __align__(align) type name[]
+#endif
+
 #define SONIC_F32 0
 #define SONIC_F16 1
 #define SONIC_BF16 2
@@ -26,11 +31,16 @@ struct bfloat_t {
 };
 
 __device__ __forceinline__ float to_f32(float x) { return x; }
+#ifdef SONIC_EMULATOR
+// The CPU emulator (kernels-cu/emulator) stands in for each instruction below.
+__device__ __forceinline__ float to_f32(half_t x) { return emu::f16_to_f32(x.bits); }
+#else
 __device__ __forceinline__ float to_f32(half_t x) {
     float f;
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x.bits));
     return f;
 }
+#endif
 // bf16 is the top half of an f32, so widening is a shift and exact.
 __device__ __forceinline__ float to_f32(bfloat_t x) { return __uint_as_float(((u32)x.bits) << 16); }
 
@@ -38,12 +48,20 @@ template <typename T> __device__ __forceinline__ T from_f32(float x);
 template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
 template <> __device__ __forceinline__ half_t from_f32<half_t>(float x) {
     half_t h;
+#ifdef SONIC_EMULATOR
+    h.bits = emu::f32_to_f16(x);
+#else
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(x));
+#endif
     return h;
 }
 template <> __device__ __forceinline__ bfloat_t from_f32<bfloat_t>(float x) {
     bfloat_t h;
+#ifdef SONIC_EMULATOR
+    h.bits = emu::f32_to_bf16(x);
+#else
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h.bits) : "f"(x));
+#endif
     return h;
 }
 

@@ -58,7 +58,11 @@ __device__ __forceinline__ void load_tile(u16* tile, const T* base, i64 row_stri
 // Two f32 values as one register of two 16-bit values, `lo` in the low half.
 __device__ __forceinline__ u32 pack2(float lo, float hi) {
     u32 r;
+#ifdef SONIC_EMULATOR
+    r = emu::cvt_x2<SONIC_DTYPE == SONIC_BF16>(hi, lo);
+#else
     asm(CVT_X2 " %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+#endif
     return r;
 }
 
@@ -66,7 +70,7 @@ extern "C" __global__ void __launch_bounds__(THREADS)
 flash_attention_fwd(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                     T* __restrict__ o, int heads, int lq, int lk, i64 q_batch, i64 q_row,
                     i64 kv_batch, i64 kv_row, i64 o_batch, i64 o_row, float scale_log2) {
-    extern __shared__ __align__(128) u16 smem[];
+    SONIC_DYNAMIC_SHARED(128, u16, smem);
     u16* s_q = smem;
     u16* s_k = s_q + BLOCK_M * D_SMEM;   // two buffers
     u16* s_v = s_k + 2 * BLOCK_N * D_SMEM; // two buffers

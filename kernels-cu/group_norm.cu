@@ -64,7 +64,7 @@ extern "C" __global__ void __launch_bounds__(1024) group_norm_fused(const T* __r
                                             const T* __restrict__ weight, const T* __restrict__ bias,
                                             T* __restrict__ y, GroupShape shape, float eps,
                                             int silu) {
-    extern __shared__ float s_group[];
+    SONIC_DYNAMIC_SHARED(16, float, s_group);
     __shared__ float scratch[32];
     const int cpg = shape.channels / shape.groups;
     const i64 len = (i64)cpg * shape.hw;
@@ -84,7 +84,7 @@ extern "C" __global__ void __launch_bounds__(1024) group_norm_fused(const T* __r
 extern "C" __global__ void group_norm_partial(const T* __restrict__ x, const T* __restrict__ residual,
                                               float* __restrict__ stats, GroupShape shape,
                                               i64 chunk_len) {
-    extern __shared__ float s_chunk[];
+    SONIC_DYNAMIC_SHARED(16, float, s_chunk);
     __shared__ float scratch[32];
     const i64 len = (i64)(shape.channels / shape.groups) * shape.hw;
     const i64 start = (i64)blockIdx.x * chunk_len;

@@ -44,7 +44,7 @@ extern "C" __global__ void temporal_attention(const T* __restrict__ q, const T* 
                                               int sequences, int inner, int heads, int lq,
                                               int lk, Strides qo_strides, Strides kv_strides,
                                               float scale_log2) {
-    extern __shared__ __align__(16) unsigned char smem_raw[];
+    SONIC_DYNAMIC_SHARED(16, unsigned char, smem_raw);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int warps = blockDim.x >> 5;
     const long long task = (long long)blockIdx.x * warps + warp;

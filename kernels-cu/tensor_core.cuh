@@ -12,6 +12,24 @@
 #error "tensor-core kernels are built for f16 and bf16 only"
 #endif
 
+#ifdef SONIC_EMULATOR
+// The CPU emulator (kernels-cu/emulator) stands in for each instruction below.
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, int bytes) {
+    emu::cp_async_16(dst, src, bytes);
+}
+__device__ __forceinline__ void cp_async_commit() { emu::cp_async_commit(); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { emu::cp_async_wait(N); }
+__device__ __forceinline__ void ldmatrix_x4(u32* r, const u16* p) { emu::ldmatrix(r, p, 4, false); }
+__device__ __forceinline__ void ldmatrix_x4_trans(u32* r, const u16* p) {
+    emu::ldmatrix(r, p, 4, true);
+}
+__device__ __forceinline__ void ldmatrix_x2_trans(u32* r, const u16* p) {
+    emu::ldmatrix(r, p, 2, true);
+}
+__device__ __forceinline__ void mma(float* c, const u32* a, u32 b0, u32 b1) {
+    emu::mma_m16n8k16<SONIC_DTYPE == SONIC_BF16>(c, a, b0, b1);
+}
+#else
 __device__ __forceinline__ u32 shared_address(const void* p) {
     u32 a;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
@@ -50,3 +68,4 @@ __device__ __forceinline__ void mma(float* c, const u32* a, u32 b0, u32 b1) {
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif

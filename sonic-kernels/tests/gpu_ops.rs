@@ -7,12 +7,15 @@
 
 #![cfg(feature = "cuda")]
 
+mod support;
+
 use std::sync::{Arc, OnceLock};
 
 use sonic_core::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode, UnaryOp};
 use sonic_core::{DType, Device, Tensor};
 use sonic_kernels::cuda::{install, AttentionPath, CudaBackend};
 use sonic_kernels::{probe_cudnn, probe_driver, ConvAlgorithm};
+use support::{tolerance, Rng};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -35,36 +38,6 @@ fn gpu() -> Option<Arc<CudaBackend>> {
     .clone()
 }
 
-/// xorshift64*: fresh per run unless SONIC_TEST_SEED fixes it.
-struct Rng(u64);
-
-impl Rng {
-    fn new(test: &str) -> Rng {
-        let seed = std::env::var("SONIC_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64)
-            });
-        eprintln!("{test}: SONIC_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn uniform(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-        bits as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform() * scale).collect()
-    }
-}
-
 /// The same values as a CPU f32 tensor (the reference's input) and a CUDA tensor of
 /// `dtype`; the CPU copy is rounded through `dtype` so both sides see identical inputs.
 fn pair(data: Vec<f32>, shape: &[usize], dtype: DType) -> (Tensor, Tensor) {
@@ -82,16 +55,6 @@ fn pair(data: Vec<f32>, shape: &[usize], dtype: DType) -> (Tensor, Tensor) {
 fn random(rng: &mut Rng, shape: &[usize], dtype: DType, scale: f32) -> (Tensor, Tensor) {
     let n = shape.iter().product();
     pair(rng.vec(n, scale), shape, dtype)
-}
-
-/// Absolute-plus-relative tolerance per dtype, scaled for ops that sum long rows.
-fn tolerance(dtype: DType, loose: f32) -> f32 {
-    loose
-        * match dtype {
-            DType::F32 => 2e-5,
-            DType::F16 => 2e-3,
-            DType::BF16 => 1.6e-2,
-        }
 }
 
 #[track_caller]
