@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
-use sonic_kernels::{ConvAlgorithm, ConvChoice, CudnnProbe, DriverProbe, NvrtcProbe};
+use sonic_kernels::{ConvAlgorithm, ConvChoice, CublasProbe, CudnnProbe, DriverProbe, NvrtcProbe};
 use sonic_plugins::SearchPath;
 
 use self::cpu::CpuReport;
@@ -62,6 +62,7 @@ struct CudaReport {
     backend_compiled: bool,
     driver: DriverProbe,
     nvrtc: NvrtcProbe,
+    cublas: CublasProbe,
     cudnn: CudnnProbe,
     convolution: ConvolutionReport,
 }
@@ -122,6 +123,7 @@ impl DoctorReport {
                 backend_compiled: sonic_kernels::CUDA_BACKEND_COMPILED,
                 driver: sonic_kernels::probe_driver(),
                 nvrtc: sonic_kernels::probe_nvrtc(),
+                cublas: sonic_kernels::probe_cublas(),
                 cudnn: sonic_kernels::probe_cudnn(),
                 convolution: sonic_kernels::conv_algorithm::conv_algorithm_from_env().into(),
             },
@@ -210,6 +212,12 @@ impl DoctorReport {
             .map(|(major, minor)| format!("version {major}.{minor}"));
         let summary = probe_summary(nvrtc.library.as_deref(), details, nvrtc.error.as_deref());
         row(out, "nvrtc", summary)?;
+        let cublas = &cuda.cublas;
+        let details = cublas
+            .version
+            .map(|(major, minor, patch)| format!("version {major}.{minor}.{patch}"));
+        let summary = probe_summary(cublas.library.as_deref(), details, cublas.error.as_deref());
+        row(out, "cublas", summary)?;
         let cudnn = &cuda.cudnn;
         let details = cudnn
             .version
@@ -294,6 +302,7 @@ mod tests {
     fn report_with(
         driver: DriverProbe,
         nvrtc: NvrtcProbe,
+        cublas: CublasProbe,
         cudnn: CudnnProbe,
         convolution: Result<ConvChoice, String>,
         search_path: SearchPath,
@@ -325,6 +334,7 @@ mod tests {
                 backend_compiled: false,
                 driver,
                 nvrtc,
+                cublas,
                 cudnn,
                 convolution: convolution.into(),
             },
@@ -359,6 +369,11 @@ mod tests {
             version: Some((12, 9)),
             error: None,
         };
+        let cublas = CublasProbe {
+            library: Some("libcublas.so.12".to_owned()),
+            version: Some((12, 9, 1)),
+            error: None,
+        };
         let cudnn = CudnnProbe {
             library: Some("libcudnn.so.9".to_owned()),
             version: Some((9, 1, 0)),
@@ -377,7 +392,14 @@ mod tests {
                 exists: false,
             }],
         };
-        let text = human(&report_with(driver, nvrtc, cudnn, convolution, search_path));
+        let text = human(&report_with(
+            driver,
+            nvrtc,
+            cublas,
+            cudnn,
+            convolution,
+            search_path,
+        ));
         let expected = "\
 sonic 9.9.9 (release build)
 target        x86_64-unknown-linux-gnu (x86_64, linux)
@@ -388,6 +410,7 @@ cuda backend  no: built without the `cuda` feature
 cuda driver   libcuda.so.1, supports CUDA 12.4, 1 device
   gpu 0       NVIDIA H100 80GB HBM3, sm_90, 80.0 GiB
 nvrtc         libnvrtc.so.12, version 12.9
+cublas        libcublas.so.12, version 12.9.1
 cudnn         libcudnn.so.9, version 9.1.0
 convolution   cudnn (libcudnn.so.9 loads)
 plugins       1 search path entry, 0 candidate files
@@ -408,6 +431,10 @@ plugins       1 search path entry, 0 candidate files
             error: Some("could not load the NVRTC library".to_owned()),
             ..Default::default()
         };
+        let cublas = CublasProbe {
+            error: Some("could not load the cuBLAS library".to_owned()),
+            ..Default::default()
+        };
         let cudnn = CudnnProbe {
             error: Some("could not load the cuDNN library".to_owned()),
             ..Default::default()
@@ -417,11 +444,19 @@ plugins       1 search path entry, 0 candidate files
             disabled: true,
             entries: Vec::new(),
         };
-        let text = human(&report_with(driver, nvrtc, cudnn, convolution, search_path));
+        let text = human(&report_with(
+            driver,
+            nvrtc,
+            cublas,
+            cudnn,
+            convolution,
+            search_path,
+        ));
         assert!(text.contains(
             "cuda driver   libcuda.so.1, supports CUDA 12.4, 0 devices; error: cuInit(0) failed"
         ));
         assert!(text.contains("nvrtc         not found: could not load the NVRTC library\n"));
+        assert!(text.contains("cublas        not found: could not load the cuBLAS library\n"));
         assert!(text.contains("cudnn         not found: could not load the cuDNN library\n"));
         assert!(text.contains(
             "convolution   error: SONIC_CUDA_CONV: unknown convolution algorithm `fft`\n"

@@ -14,8 +14,8 @@ pub mod registry;
 pub use conv_algorithm::{ConvAlgorithm, ConvChoice, CONV_ALGORITHM_ENV};
 pub use error::KernelError;
 pub use probe::{
-    decode_cuda_version, decode_cudnn_version, probe_cudnn, probe_driver, probe_nvrtc, CudnnProbe,
-    DriverProbe, GpuInfo, NvrtcProbe, NVRTC_PATH_ENV,
+    decode_cuda_version, decode_cudnn_version, probe_cublas, probe_cudnn, probe_driver,
+    probe_nvrtc, CublasProbe, CudnnProbe, DriverProbe, GpuInfo, NvrtcProbe, NVRTC_PATH_ENV,
 };
 pub use registry::{variants, Kernel, Variant};
 

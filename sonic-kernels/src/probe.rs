@@ -42,6 +42,16 @@ pub(crate) const CUDNN_CANDIDATES: &[&str] = &["cudnn64_9.dll"];
 #[cfg(not(windows))]
 pub(crate) const CUDNN_CANDIDATES: &[&str] = &["libcudnn.so", "libcudnn.so.9"];
 
+/// Names cudarc's cuBLAS loader tries for this build's CUDA 12 bindings, in its order.
+#[cfg(windows)]
+pub(crate) const CUBLAS_CANDIDATES: &[&str] = &["cublas.dll", "cublas64.dll", "cublas64_12.dll"];
+#[cfg(not(windows))]
+pub(crate) const CUBLAS_CANDIDATES: &[&str] =
+    &["libcublas.so", "libcublas.so.12", "libcublas.so.11"];
+/// A CUDA 13 cuBLAS, which the CUDA 12 bindings do not look for by this name.
+#[cfg(not(windows))]
+const CUBLAS_13: &str = "libcublas.so.13";
+
 /// What the CUDA driver library reports about itself and the GPUs it sees.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DriverProbe {
@@ -74,6 +84,15 @@ pub struct NvrtcProbe {
 /// What the cuDNN library reports about itself; like NVRTC it loads without a GPU.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CudnnProbe {
+    pub library: Option<String>,
+    /// (major, minor, patch).
+    pub version: Option<(i32, i32, i32)>,
+    pub error: Option<String>,
+}
+
+/// What the cuBLAS library reports about itself; it loads without a GPU.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CublasProbe {
     pub library: Option<String>,
     /// (major, minor, patch).
     pub version: Option<(i32, i32, i32)>,
@@ -444,6 +463,59 @@ fn fill_nvrtc_probe(report: &mut NvrtcProbe) -> Result<(), ProbeError> {
         });
     }
     report.version = Some((major, minor));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// cuBLAS
+
+/// `cublasStatus_t cublasGetProperty(libraryPropertyType type, int *value)`.
+type CublasGetProperty = unsafe extern "C" fn(i32, *mut i32) -> i32;
+
+/// Probes cuBLAS under the names the backend's bindings load it by. Never panics; see
+/// [`CublasProbe::error`], which says how to expose a CUDA 13 cuBLAS when only that exists.
+pub fn probe_cublas() -> CublasProbe {
+    let mut report = CublasProbe::default();
+    if let Err(err) = fill_cublas_probe(&mut report) {
+        let mut message = err.to_string();
+        #[cfg(not(windows))]
+        if matches!(err, ProbeError::LibraryNotFound { .. })
+            // SAFETY: as in `load_first`: a CUDA library's initialisers have no
+            // preconditions on the host process.
+            && unsafe { Library::new(CUBLAS_13) }.is_ok()
+        {
+            message += &format!(
+                "; {CUBLAS_13} (CUDA 13) is installed, but the CUDA 12 bindings load cuBLAS \
+                 as libcublas.so or libcublas.so.12: link it as libcublas.so in a directory \
+                 on LD_LIBRARY_PATH"
+            );
+        }
+        report.error = Some(message);
+    }
+    report
+}
+
+fn fill_cublas_probe(report: &mut CublasProbe) -> Result<(), ProbeError> {
+    static CUBLAS: LibraryCell = OnceLock::new();
+    let cublas = load_once(&CUBLAS, || {
+        load_first("cuBLAS", &os_strings(CUBLAS_CANDIDATES))
+    })?;
+    report.library = Some(cublas.name.clone());
+    // SAFETY: the type matches cublasGetProperty's prototype.
+    let property = unsafe { cublas.function::<CublasGetProperty>("cublasGetProperty")? };
+    let mut parts = [0i32; 3];
+    // MAJOR_VERSION, MINOR_VERSION, PATCH_LEVEL of libraryPropertyType.
+    for (kind, part) in parts.iter_mut().enumerate() {
+        // SAFETY: `part` is a valid int; the call needs no handle and no GPU.
+        let status = unsafe { property(kind as i32, part) };
+        if status != 0 {
+            return Err(ProbeError::CallFailed {
+                call: "cublasGetProperty".to_owned(),
+                code: format!("cublasStatus_t {status}"),
+            });
+        }
+    }
+    report.version = Some((parts[0], parts[1], parts[2]));
     Ok(())
 }
 

@@ -286,6 +286,19 @@ impl Tensor {
         heads: usize,
         scale: f32,
     ) -> Result<Tensor> {
+        Tensor::check_attention(q, k, v, heads)?;
+        if k.dims()[1] == 1 {
+            let (b, lq) = (q.dims()[0], q.dims()[1]);
+            let zeros = Tensor::zeros([b, lq, 1], q.device())?.to_dtype(v.dtype())?;
+            return zeros.add(v);
+        }
+        q.backend().attention(q, k, v, heads, scale)
+    }
+
+    /// What [`Tensor::attention`] requires of its operands: one device, `[b, l, width]`
+    /// each with matching batches, keys and values of one length (at least 1), and widths
+    /// that split into `heads`. Backends that take attention calls directly check it too.
+    pub fn check_attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize) -> Result<()> {
         same_device("attention", q, k)?;
         same_device("attention", q, v)?;
         let ok = q.rank() == 3
@@ -310,12 +323,7 @@ impl Tensor {
                 ),
             ));
         }
-        if k.dims()[1] == 1 {
-            let (b, lq) = (q.dims()[0], q.dims()[1]);
-            let zeros = Tensor::zeros([b, lq, 1], q.device())?.to_dtype(v.dtype())?;
-            return zeros.add(v);
-        }
-        q.backend().attention(q, k, v, heads, scale)
+        Ok(())
     }
 
     /// Self-attention over the frames of each pixel with `q`, `k`, `v` in the spatial layout

@@ -118,6 +118,11 @@ impl CudaBackend {
         scale: f32,
         path: AttentionPath,
     ) -> Result<Tensor> {
+        Tensor::check_attention(q, k, v, heads)?;
+        let d = dims(q, k, v, heads);
+        if path == AttentionPath::SingleKey && d.lk != 1 {
+            return Err(unsupported(path, &format!("{} keys", d.lk)));
+        }
         self.attention_dispatch(q, k, v, heads, scale, Some(path))
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use cudarc::cudnn::sys::{
@@ -213,7 +214,11 @@ impl CudnnConv {
             y: &y_desc,
         };
         let plan = self.plans.entry(shape.clone()).or_insert_with(|| {
-            let algo = op.pick_algorithm().map_err(|e| e.to_string())?;
+            // cudarc asserts that cuDNN returned an algorithm; a panic there is a shape
+            // cuDNN has nothing for, remembered like any other refusal.
+            let picked = catch_unwind(AssertUnwindSafe(|| op.pick_algorithm()))
+                .map_err(|_| "cuDNN returned no algorithm".to_owned())?;
+            let algo = picked.map_err(|e| e.to_string())?;
             let workspace = op.get_workspace_size(algo).map_err(|e| e.to_string())?;
             Ok(Plan { algo, workspace })
         });
@@ -224,7 +229,15 @@ impl CudnnConv {
         let mut workspace: Option<CudaSlice<u8>> = match plan.workspace {
             0 => None,
             // SAFETY: cuDNN uses the workspace as scratch and never reads it before writing.
-            bytes => Some(unsafe { self.stream.alloc::<u8>(bytes) }.map_err(|e| e.to_string())?),
+            bytes => match unsafe { self.stream.alloc::<u8>(bytes) } {
+                Ok(workspace) => Some(workspace),
+                // The next algorithm needs no workspace of this size.
+                Err(e) => {
+                    return Ok(Outcome::Unsupported(format!(
+                        "{bytes} bytes of workspace: {e}"
+                    )))
+                }
+            },
         };
         let elems = |dims: &[i32]| dims.iter().map(|&d| d as usize).product();
         let x = Buffer::<X>::new(x, elems(&shape.x), &self.stream);
@@ -250,14 +263,13 @@ impl CudnnConv {
 
 #[cfg(test)]
 mod tests {
-    use crate::probe::CUDNN_CANDIDATES;
+    use crate::probe::{CUBLAS_CANDIDATES, CUDNN_CANDIDATES};
 
-    #[test]
-    fn the_probe_opens_what_cudarc_opens() {
-        // cudarc takes the first of its names that loads; the probe's names must come in the
-        // same order, so a library the probe found is one cudarc finds rather than panics on.
-        let cudarc = cudarc::get_lib_name_candidates("cudnn");
-        let at: Vec<usize> = CUDNN_CANDIDATES
+    /// cudarc takes the first of its names that loads; a probe's names must come in the
+    /// same order, so a library the probe found is one cudarc finds rather than panics on.
+    fn probe_names_follow_cudarc(library: &str, probe: &[&str]) {
+        let cudarc = cudarc::get_lib_name_candidates(library);
+        let at: Vec<usize> = probe
             .iter()
             .map(|name| {
                 cudarc
@@ -267,5 +279,11 @@ mod tests {
             })
             .collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?} in {cudarc:?}");
+    }
+
+    #[test]
+    fn the_probes_open_what_cudarc_opens() {
+        probe_names_follow_cudarc("cudnn", CUDNN_CANDIDATES);
+        probe_names_follow_cudarc("cublas", CUBLAS_CANDIDATES);
     }
 }

@@ -8,8 +8,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
 use cudarc::cublas::CudaBlas;
+use cudarc::driver::result as driver_result;
 use cudarc::driver::sys::CUfunction_attribute;
-use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags};
+use cudarc::driver::sys::{CUdevice_attribute, CUevent_flags, CUmemPool_attribute};
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 use sonic_core::{DType, Device, Error, Result};
@@ -18,7 +19,7 @@ use super::cudnn::CudnnConv;
 use super::unavailable;
 use crate::conv_algorithm::{conv_algorithm_from_env, ConvAlgorithm, ConvChoice};
 use crate::registry::{Kernel, Variant};
-use crate::{cache, probe_cudnn, probe_driver, probe_nvrtc};
+use crate::{cache, probe_cublas, probe_cudnn, probe_driver, probe_nvrtc};
 
 /// Dynamic shared memory a block may use without opting in.
 const DEFAULT_SMEM: usize = 48 * 1024;
@@ -37,11 +38,21 @@ pub struct CudaBackend {
     arch: String,
     /// The opt-in maximum of dynamic shared memory per block.
     pub(crate) max_smem: usize,
-    functions: Mutex<HashMap<(Variant, &'static str), CudaFunction>>,
+    functions: Mutex<HashMap<(Variant, &'static str), Loaded>>,
     /// See [`CudaBackend::set_poison`].
     pub(crate) poison: AtomicBool,
     /// Lets storage created by `&self` methods point back at the owning `Arc`.
     this: Weak<CudaBackend>,
+}
+
+/// A loaded entry point with its static shared memory, which counts against the same
+/// per-block limit as the dynamic part.
+struct Loaded {
+    function: CudaFunction,
+    static_smem: usize,
+    /// Set once the function may use all the shared memory the device allows; raised once
+    /// and never lowered, so concurrent callers cannot shrink each other's limit.
+    opted_in: bool,
 }
 
 impl fmt::Debug for CudaBackend {
@@ -74,6 +85,26 @@ pub(crate) fn open_cudnn(ordinal: usize, stream: &Arc<CudaStream>) -> Result<Cud
     }
     guarded(ordinal, "loading cuDNN", || CudnnConv::new(stream))?
         .map_err(|e| unavailable(ordinal, format!("cuDNN: {e}")))
+}
+
+/// Freed memory stays in the device's default pool instead of going back to the driver at
+/// each synchronisation, so a model's steady-state allocations cost no driver calls (the
+/// behaviour of PyTorch's caching allocator). Devices without memory pools allocate
+/// synchronously and have nothing to keep, so a failure here changes nothing.
+fn keep_freed_memory(ctx: &CudaContext) {
+    let _ = ctx.bind_to_thread().and_then(|()| {
+        // SAFETY: the device comes from a live context, and the release threshold
+        // attribute takes a u64.
+        unsafe {
+            let pool = driver_result::device::get_default_mem_pool(ctx.cu_device())?;
+            let mut threshold = u64::MAX;
+            driver_result::mem_pool::set_attribute(
+                pool,
+                CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            )
+        }
+    });
 }
 
 /// The convolution algorithm and, when it is cuDNN, its handle. cuDNN that loads but
@@ -122,7 +153,16 @@ impl CudaBackend {
             CudaContext::new(ordinal)
         })?
         .map_err(|e| unavailable(ordinal, format!("creating the CUDA context: {e}")))?;
+        // One stream carries kernels, cuBLAS and cuDNN, so cudarc's per-allocation events
+        // order nothing that the stream does not already order.
+        // SAFETY: every allocation, launch and copy of the backend is on `stream`.
+        unsafe { ctx.disable_event_tracking() };
+        keep_freed_memory(&ctx);
         let stream = ctx.default_stream();
+        // cudarc panics on a missing library; the probe says what is missing and why.
+        if let Some(error) = probe_cublas().error {
+            return Err(unavailable(ordinal, format!("cuBLAS: {error}")));
+        }
         let blas = guarded(ordinal, "loading cuBLAS", || CudaBlas::new(stream.clone()))?
             .map_err(|e| unavailable(ordinal, format!("cuBLAS: {e}")))?;
         let (conv, cudnn) = choose_conv(ordinal, &stream)?;
@@ -194,7 +234,7 @@ impl CudaBackend {
     }
 
     /// The entry point `entry` of `kernel` for `dtype` (and head dim), compiling and loading
-    /// its module on first use. `smem` above the 48 KiB default opts the function in.
+    /// its module on first use, able to take `smem` bytes of dynamic shared memory.
     pub(crate) fn function(
         &self,
         kernel: Kernel,
@@ -208,40 +248,50 @@ impl CudaBackend {
             dtype,
             head_dim,
         };
-        if smem > self.max_smem {
+        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
+        if !functions.contains_key(&(variant, entry)) {
+            let cubin = cache::cubin(&variant, &self.arch).map_err(|e| self.error(e))?;
+            let module = self
+                .ctx
+                .load_module(Ptx::from_binary(cubin))
+                .map_err(|e| self.error(format!("loading {}: {e}", variant.name())))?;
+            for name in kernel.entries() {
+                let failed = |e| self.error(format!("{}::{name}: {e}", variant.name()));
+                let function = module.load_function(name).map_err(failed)?;
+                let static_smem = function.shared_size_bytes().map_err(failed)? as usize;
+                functions.insert(
+                    (variant, name),
+                    Loaded {
+                        function,
+                        static_smem,
+                        opted_in: false,
+                    },
+                );
+            }
+        }
+        let loaded = functions
+            .get_mut(&(variant, entry))
+            .ok_or_else(|| self.error(format!("{} has no {entry}", variant.name())))?;
+        let total = smem + loaded.static_smem;
+        if total > self.max_smem {
             return Err(self.error(format!(
-                "{} needs {smem} bytes of shared memory; the device allows {}",
+                "{}::{entry} needs {total} bytes of shared memory ({} static); the device \
+                 allows {}",
                 variant.name(),
+                loaded.static_smem,
                 self.max_smem
             )));
         }
-        let mut functions = self.functions.lock().unwrap_or_else(|e| e.into_inner());
-        let function = match functions.get(&(variant, entry)) {
-            Some(f) => f.clone(),
-            None => {
-                let cubin = cache::cubin(&variant, &self.arch).map_err(|e| self.error(e))?;
-                let module = self
-                    .ctx
-                    .load_module(Ptx::from_binary(cubin))
-                    .map_err(|e| self.error(format!("loading {}: {e}", variant.name())))?;
-                for name in kernel.entries() {
-                    let f = module
-                        .load_function(name)
-                        .map_err(|e| self.error(format!("{}::{name}: {e}", variant.name())))?;
-                    functions.insert((variant, name), f);
-                }
-                functions
-                    .get(&(variant, entry))
-                    .cloned()
-                    .ok_or_else(|| self.error(format!("{} has no {entry}", variant.name())))?
-            }
-        };
-        if smem > DEFAULT_SMEM {
+        if total > DEFAULT_SMEM && !loaded.opted_in {
             let attr = CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
-            function
-                .set_attribute(attr, smem as i32)
+            let most = (self.max_smem - loaded.static_smem) as i32;
+            self.ctx.bind_to_thread().map_err(|e| self.error(e))?;
+            loaded
+                .function
+                .set_attribute(attr, most)
                 .map_err(|e| self.error(e))?;
+            loaded.opted_in = true;
         }
-        Ok(function)
+        Ok(loaded.function.clone())
     }
 }
