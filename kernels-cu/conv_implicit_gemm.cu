@@ -108,13 +108,20 @@ __device__ __forceinline__ i64 output_offset(int q, int positions, int out_chann
 // Rows of the transposed W tile stay 16-byte aligned for float4 reads.
 #define A_PITCH (BM + 4)
 
+// The double-buffered tiles, declared by the entry points (see the end of the file).
+struct Tiles {
+    __align__(16) float a[2][BK][A_PITCH];
+    __align__(16) float b[2][BK][BN];
+};
+
 template <bool DEPTH>
-__device__ __forceinline__ void conv_tile(const float* __restrict__ x, const float* __restrict__ w,
+__device__ __forceinline__ void conv_tile(Tiles& smem, const float* __restrict__ x,
+                                          const float* __restrict__ w,
                                           const float* __restrict__ bias, float* __restrict__ y,
                                           const Tap* __restrict__ table, const ConvGeometry& g,
                                           int out_channels, int columns) {
-    __shared__ __align__(16) float s_a[2][BK][A_PITCH];
-    __shared__ __align__(16) float s_b[2][BK][BN];
+    float(&s_a)[2][BK][A_PITCH] = smem.a;
+    float(&s_b)[2][BK][BN] = smem.b;
     const int k_total = g.channels * g.kernel[0] * g.kernel[1] * g.kernel[2];
     const int m_tiles = (out_channels + BM - 1) / BM;
     const int m0 = (int)(blockIdx.x % m_tiles) * BM;
@@ -248,13 +255,19 @@ __device__ __forceinline__ void load_weights(u16* tile, const u16* __restrict__ 
     }
 }
 
+// The double-buffered tiles, declared by the entry points (see the end of the file).
+struct Tiles {
+    __align__(128) u16 a[2][BM * BK];
+    __align__(128) u16 b[2][BK * BN];
+};
+
 template <bool DEPTH>
-__device__ __forceinline__ void conv_tile(const T* __restrict__ x_, const T* __restrict__ w_,
-                                          const T* __restrict__ bias, T* __restrict__ y,
-                                          const Tap* __restrict__ table, const ConvGeometry& g,
-                                          int out_channels, int columns) {
-    __shared__ __align__(128) u16 s_a[2][BM * BK];
-    __shared__ __align__(128) u16 s_b[2][BK * BN];
+__device__ __forceinline__ void conv_tile(Tiles& smem, const T* __restrict__ x_,
+                                          const T* __restrict__ w_, const T* __restrict__ bias,
+                                          T* __restrict__ y, const Tap* __restrict__ table,
+                                          const ConvGeometry& g, int out_channels, int columns) {
+    u16(&s_a)[2][BM * BK] = smem.a;
+    u16(&s_b)[2][BK * BN] = smem.b;
     const u16* __restrict__ x = (const u16*)x_;
     const u16* __restrict__ w = (const u16*)w_;
     const int k_total = g.channels * g.kernel[0] * g.kernel[1] * g.kernel[2];
@@ -370,7 +383,9 @@ __device__ __forceinline__ void conv_tile(const T* __restrict__ x_, const T* __r
 
 // Grid: one block per (M tile, N tile), M fastest, so the blocks that share a slice of
 // the input run together and find it in L2. 1d and 2d convolutions take the entry without
-// the depth test.
+// the depth test. The shared tiles are declared here, in the kernels themselves, rather
+// than in the inlined template (same layout on the device; the CPU emulator can then
+// refill them for each block).
 #define CONV_PARAMS                                                                          \
     const T *__restrict__ x, const T *__restrict__ w, const T *__restrict__ bias,            \
         T *__restrict__ y, const Tap *__restrict__ table, ConvGeometry g, int out_channels, \
@@ -378,10 +393,12 @@ __device__ __forceinline__ void conv_tile(const T* __restrict__ x_, const T* __r
 
 extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_implicit_gemm(CONV_PARAMS) {
-    conv_tile<false>(x, w, bias, y, table, g, out_channels, columns);
+    __shared__ Tiles smem;
+    conv_tile<false>(smem, x, w, bias, y, table, g, out_channels, columns);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS)
 conv_implicit_gemm_3d(CONV_PARAMS) {
-    conv_tile<true>(x, w, bias, y, table, g, out_channels, columns);
+    __shared__ Tiles smem;
+    conv_tile<true>(smem, x, w, bias, y, table, g, out_channels, columns);
 }

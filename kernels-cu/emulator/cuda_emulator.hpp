@@ -8,8 +8,9 @@
 // one after another. Fibers switch only at barriers and warp collectives, and each warp
 // runs as far as it can before the next one starts: a read that a missing barrier leaves
 // unordered sees the stale value under one of the two orders a test runs (warps and lanes
-// first to last, or last to first). Dynamic shared memory is refilled with NaN bytes for each
-// block; cp.async copies land either when issued or only at the wait that covers them.
+// first to last, or last to first). Shared memory, static and dynamic, is refilled with NaN
+// bytes for each block; cp.async copies land either when issued or only at the wait that
+// covers them.
 //
 // The PTX instructions the kernels use through inline assembly (cvt to and from f16/bf16,
 // cp.async, ldmatrix, mma.sync m16n8k16) are implemented here from the PTX ISA's
@@ -42,7 +43,11 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 // Blocks run one at a time, so a function-local static is exactly one block's shared array.
-#define __shared__ static
+// All of them live in one section, refilled with NaN bytes before each block like the
+// dynamic part.
+#define __shared__ static __attribute__((section("emu_shared")))
+extern "C" char __start_emu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_emu_shared[] __attribute__((weak, visibility("hidden")));
 // Dynamic shared memory: the kernels declare it through this macro (see common.cuh).
 #define SONIC_DYNAMIC_SHARED(align, type, name) type* name = (type*)emu::dynamic_shared()
 
@@ -437,6 +442,8 @@ inline std::string run(const Launch& launch, std::function<void()> body) {
         for (unsigned by = 0; by < launch.grid[1] && s.error.empty(); ++by)
             for (unsigned bx = 0; bx < launch.grid[0] && s.error.empty(); ++bx) {
                 std::memset(s.dynamic.data(), 0xff, s.dynamic.size());
+                if (__start_emu_shared != nullptr)
+                    std::memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
                 s.block = Barrier{};
                 s.block.expected = threads;
                 for (unsigned w = 0; w < warps; ++w) {

@@ -20,6 +20,9 @@ use sonic_kernels::Variant;
 const EMULATOR: &str = include_str!("../../../kernels-cu/emulator/cuda_emulator.hpp");
 /// Set to make a missing C++ compiler a failure instead of a skip (CI sets it).
 const REQUIRE_ENV: &str = "SONIC_REQUIRE_EMULATOR";
+/// Extra compiler flags, e.g. `-fsanitize=address` (then run the tests with libasan
+/// preloaded) to catch reads far outside a buffer.
+const FLAGS_ENV: &str = "SONIC_EMULATOR_CXXFLAGS";
 
 /// One compiled variant.
 pub struct Module {
@@ -130,6 +133,9 @@ impl Module {
             ]
             .map(String::from),
         );
+        if let Ok(extra) = std::env::var(FLAGS_ENV) {
+            options.extend(extra.split_whitespace().map(String::from));
+        }
         let mut hash = Sha256::new();
         for part in [EMULATOR, kernel.source(), &unit, &options.join(" "), cxx] {
             hash.update(part.as_bytes());
@@ -283,9 +289,10 @@ impl Args {
     }
 }
 
-/// Bytes on each side of a buffer that no kernel may touch.
+/// Bytes on each side of a buffer that no kernel may touch. They hold NaN in every dtype,
+/// so a read past either end poisons what it feeds, and a write there is seen on return.
 const GUARD: usize = 256;
-const GUARD_BYTE: u8 = 0xa5;
+const GUARD_BYTE: u8 = 0xff;
 
 /// A device allocation stand-in: 256-byte aligned storage of `dtype` elements between two
 /// guard bands. Outputs start as NaN, so an element no thread writes fails its comparison.
