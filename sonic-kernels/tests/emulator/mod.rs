@@ -81,8 +81,20 @@ fn compiler() -> Option<String> {
     found.then_some(cxx)
 }
 
+/// The library cache: under the test target directory, or the temporary directory for a
+/// test binary run away from its build tree (the GPU bundle).
 fn build_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulated-kernels")
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulated-kernels");
+        if std::fs::create_dir_all(&target).is_ok() {
+            return target;
+        }
+        let temp = std::env::temp_dir().join("sonic-emulated-kernels");
+        std::fs::create_dir_all(&temp).expect("emulator build dir");
+        temp
+    })
+    .clone()
 }
 
 impl Module {
@@ -152,7 +164,7 @@ impl Module {
         let dir = build_dir().join(format!("{name}-{digest}"));
         let library = dir.join(format!("lib{name}.so"));
         if !library.exists() {
-            let staging = tempfile::tempdir_in(build_dir_created()).expect("staging directory");
+            let staging = tempfile::tempdir_in(build_dir()).expect("staging directory");
             let src = staging.path();
             std::fs::create_dir_all(src.join("emulator")).expect("emulator dir");
             std::fs::write(src.join("emulator/cuda_emulator.hpp"), EMULATOR).expect("header");
@@ -227,12 +239,6 @@ impl Module {
             String::from_utf8_lossy(&error[..end])
         ))
     }
-}
-
-fn build_dir_created() -> PathBuf {
-    let dir = build_dir();
-    std::fs::create_dir_all(&dir).expect("emulator build dir");
-    dir
 }
 
 /// Kernel arguments, each stored as the bytes of its C type.
