@@ -11,11 +11,14 @@ mod support;
 
 use std::sync::{Arc, OnceLock};
 
-use sonic_core::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode, UnaryOp};
+use sonic_core::backend::{BinaryOp, ConvParams, GridPadding, ResizeMode};
 use sonic_core::{DType, Device, Tensor};
 use sonic_kernels::cuda::{install, AttentionPath, CudaBackend};
 use sonic_kernels::{probe_cudnn, probe_driver, ConvAlgorithm};
-use support::{tolerance, Rng};
+use support::{
+    assert_same_or_nan, grid_points, positive_domain, tolerance, Rng, CONV_TRANSPOSE_CASES,
+    GRID_SAMPLE_CASES, MAX_POOLS, MAX_POOL_SHAPES, PRELU_CASES, UNARY_OPS,
+};
 
 const DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 
@@ -76,40 +79,20 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, dtype: DType, loose: f3
 fn unary_affine_clamp() {
     let Some(_gpu) = gpu() else { return };
     let mut rng = Rng::new("unary");
-    let ops = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Exp,
-        UnaryOp::Square,
-        UnaryOp::Tanh,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Relu,
-        UnaryOp::Sigmoid,
-        UnaryOp::Silu,
-        UnaryOp::GeluErf,
-        UnaryOp::GeluTanh,
-        UnaryOp::QuickGelu,
-    ];
     for dtype in DTYPES {
         let (c, g) = random(&mut rng, &[3, 1001], dtype, 3.0);
-        for op in ops {
-            let want = c.unary(op).and_then(|t| t.to_dtype(dtype)).expect("cpu");
-            assert_close(
-                &format!("{op:?}"),
-                &g.unary(op).expect("gpu"),
-                &want,
-                dtype,
-                1.0,
-            );
-        }
         // Positive inputs for the ops with a restricted domain.
-        let (c, g) = pair(
+        let (cp, gp) = pair(
             rng.vec(777, 1.0).iter().map(|v| v.abs() + 0.1).collect(),
             &[777],
             dtype,
         );
-        for op in [UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Recip] {
+        for op in UNARY_OPS {
+            let (c, g) = if positive_domain(op) {
+                (&cp, &gp)
+            } else {
+                (&c, &g)
+            };
             let want = c.unary(op).and_then(|t| t.to_dtype(dtype)).expect("cpu");
             assert_close(
                 &format!("{op:?}"),
@@ -119,6 +102,7 @@ fn unary_affine_clamp() {
                 1.0,
             );
         }
+        let (c, g) = (cp, gp);
         let want = c.affine(1.5, -0.25).expect("cpu");
         assert_close(
             "affine",
@@ -632,17 +616,8 @@ fn layout_ops() {
 fn conv_transpose2d_matches_the_cpu() {
     let Some(_gpu) = gpu() else { return };
     let mut rng = Rng::new("conv_transpose2d");
-    // (x, w [c, o, kh, kw], stride, padding): RIFE's 4×4 stride-2 upsampling, stride 1,
-    // a stride that leaves output positions no tap reaches, and padding cropping taps.
-    let cases: [(&[usize], &[usize], usize, usize); 5] = [
-        (&[2, 5, 9, 13], &[5, 7, 4, 4], 2, 1),
-        (&[1, 3, 6, 5], &[3, 4, 3, 3], 1, 0),
-        (&[2, 3, 4, 3], &[3, 2, 2, 3], 4, 0),
-        (&[1, 2, 3, 4], &[2, 3, 5, 5], 2, 2),
-        (&[1, 6, 7, 2], &[6, 5, 3, 2], 3, 1),
-    ];
     for dtype in DTYPES {
-        for (xs, ws, stride, padding) in cases {
+        for (xs, ws, stride, padding) in CONV_TRANSPOSE_CASES {
             let (cx, gx) = random(&mut rng, xs, dtype, 1.0);
             let (cw, gw) = random(&mut rng, ws, dtype, 1.0);
             let (cb, gb) = random(&mut rng, &[ws[1]], dtype, 1.0);
@@ -670,31 +645,10 @@ fn conv_transpose2d_matches_the_cpu() {
 fn grid_sample_matches_the_cpu() {
     let Some(_gpu) = gpu() else { return };
     let mut rng = Rng::new("grid_sample");
-    // Points past the edges on every side, exact corners, and non-finite coordinates
-    // (the reference reads zero at NaN and clamps ±∞ to the edge with border padding).
-    let special = [
-        -1.0,
-        1.0,
-        0.0,
-        -1.7,
-        2.5,
-        f32::NAN,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        1e30,
-    ];
-    // (x, grid): a single-row input, where align_corners maps every y to row 0.
-    let cases: [(&[usize], &[usize]); 2] = [
-        (&[2, 3, 7, 11], &[2, 5, 9, 2]),
-        (&[1, 2, 1, 6], &[1, 4, 3, 2]),
-    ];
     for dtype in DTYPES {
-        for (xs, gs) in cases {
+        for (xs, gs) in GRID_SAMPLE_CASES {
             let (cx, gx) = random(&mut rng, xs, dtype, 1.0);
-            let mut points = rng.vec(gs.iter().product(), 1.6);
-            for (p, &v) in points.iter_mut().step_by(7).zip(special.iter().cycle()) {
-                *p = v;
-            }
+            let points = grid_points(&mut rng, gs.iter().product());
             // The grid in x's dtype, and in f32 (as RIFE builds it) for a half-precision x.
             let (cg, gg) = pair(points.clone(), gs, dtype);
             let (cg32, gg32) = pair(points, gs, DType::F32);
@@ -719,15 +673,12 @@ fn grid_sample_matches_the_cpu() {
 fn max_pool2d_matches_the_cpu() {
     let Some(_gpu) = gpu() else { return };
     let mut rng = Rng::new("max_pool2d");
-    // (kernel, stride, padding): YOLOv5-face's stem pool and SPP pools, an overlapping
-    // strided pool, and windows that floor mode drops at the far edge.
-    let params = [(2, 2, 0), (5, 1, 2), (13, 1, 6), (3, 2, 1), (3, 3, 0)];
     for dtype in DTYPES {
-        for shape in [&[2usize, 3, 11, 9][..], &[5, 8, 7]] {
+        for shape in MAX_POOL_SHAPES {
             // Mostly negative values: a padding read as 0 instead of −∞ would win.
             let data = rng.vec(shape.iter().product(), 1.0);
             let (cx, gx) = pair(data.iter().map(|v| v - 1.5).collect(), shape, dtype);
-            for (k, s, p) in params {
+            for (k, s, p) in MAX_POOLS {
                 assert_close(
                     &format!("max_pool2d {shape:?} k{k} s{s} p{p}"),
                     &gx.max_pool2d(k, s, p).expect("gpu"),
@@ -749,13 +700,7 @@ fn max_pool2d_matches_the_cpu() {
             .max_pool2d(3, 1, 1)
             .and_then(|t| t.to_vec())
             .expect("gpu");
-        assert_eq!(want.len(), got.len());
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                g == w || (g.is_nan() && w.is_nan()),
-                "max_pool2d NaN ({dtype}): element {i} is {g}, expected {w}"
-            );
-        }
+        assert_same_or_nan(&format!("max_pool2d NaN ({dtype})"), &got, &want);
     }
 }
 
@@ -763,16 +708,8 @@ fn max_pool2d_matches_the_cpu() {
 fn prelu_matches_the_cpu() {
     let Some(_gpu) = gpu() else { return };
     let mut rng = Rng::new("prelu");
-    // (x, slopes): per channel, shared, on a matrix and on a vector.
-    let cases: [(&[usize], usize); 5] = [
-        (&[3, 5, 7, 4], 5),
-        (&[3, 5, 7, 4], 1),
-        (&[7, 5], 5),
-        (&[2, 3, 2, 3, 5], 3),
-        (&[9], 1),
-    ];
     for dtype in DTYPES {
-        for (shape, slopes) in cases {
+        for (shape, slopes) in PRELU_CASES {
             let (cx, gx) = random(&mut rng, shape, dtype, 2.0);
             let (cw, gw) = random(&mut rng, &[slopes], dtype, 1.0);
             let want = cx.prelu(&cw).expect("cpu");

@@ -274,6 +274,14 @@ impl Args {
     pub fn f32(self, v: f32) -> Args {
         self.push(&v.to_ne_bytes())
     }
+    /// Consecutive `int` parameters, one per value (not a struct: see `ints`).
+    pub fn i32s<const N: usize>(self, values: [i32; N]) -> Args {
+        values.into_iter().fold(self, Args::i32)
+    }
+    /// Consecutive `long long` parameters, one per value.
+    pub fn i64s<const N: usize>(self, values: [i64; N]) -> Args {
+        values.into_iter().fold(self, Args::i64)
+    }
     /// A `#[repr(C)]` struct of plain integers passed by value.
     pub fn ints<const N: usize>(self, words: [i32; N]) -> Args {
         let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
@@ -349,6 +357,17 @@ impl Buffer {
         let b = Buffer::raw(data.len(), dtype, 0);
         // SAFETY: the payload holds exactly `bytes.len()` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), b.ptr(), bytes.len()) };
+        b
+    }
+
+    /// 64-bit indices (index_select's `index`), counted as pairs of f32 words: only the
+    /// address and the guards of such a buffer are used.
+    pub fn from_i64(data: &[i64]) -> Buffer {
+        let b = Buffer::raw(2 * data.len(), DType::F32, 0);
+        // SAFETY: the payload holds 2 · 4 bytes per index.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr().cast::<u8>(), b.ptr(), 8 * data.len())
+        };
         b
     }
 
