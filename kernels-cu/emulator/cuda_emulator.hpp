@@ -526,6 +526,16 @@ inline void call(void (*kernel)(A...), void** args, std::index_sequence<I...>) {
     kernel(read(args[I], Type<std::decay_t<A>>{})...);
 }
 
+// The byte size of each of the kernel's parameters, so a caller can check its arguments
+// before the kernel reads them. Returns how many there are.
+template <typename... A>
+inline unsigned long long parameter_sizes(void (*)(A...), unsigned long long* sizes,
+                                          unsigned long long capacity) {
+    const unsigned long long all[] = {sizeof(std::decay_t<A>)..., 0};
+    for (unsigned long long i = 0; i < sizeof...(A) && i < capacity; ++i) sizes[i] = all[i];
+    return sizeof...(A);
+}
+
 template <typename... A> inline std::string launch(void (*kernel)(A...), const Launch& l, void** args) {
     return run(l, [=] { call(kernel, args, std::index_sequence_for<A...>{}); });
 }
@@ -543,8 +553,9 @@ template <typename V> inline V __shfl_xor_sync(unsigned mask, V v, int lane_mask
     return emu::shfl_xor(mask, v, lane_mask);
 }
 
-// One exported launcher per entry point: `emu_<entry>(launch, args, error, capacity)`
-// returns 0, or 1 with the failure written to `error`.
+// Two exports per entry point: `emu_<entry>(launch, args, error, capacity)` returns 0, or 1
+// with the failure written to `error`; `emu_<entry>_parameters(sizes, capacity)` gives the
+// parameters' byte sizes and returns their count.
 // Built with -fvisibility=hidden, so each library keeps its own statics (the kernels'
 // shared arrays) and only these launchers are visible; one launch at a time per library.
 namespace emu {
@@ -558,4 +569,8 @@ inline std::mutex serial;
         if (why.empty()) return 0;                                                         \
         std::snprintf(error, capacity, "%s", why.c_str());                                 \
         return 1;                                                                          \
+    }                                                                                      \
+    extern "C" __attribute__((visibility("default"))) unsigned long long                   \
+        emu_##entry##_parameters(unsigned long long* sizes, unsigned long long capacity) { \
+        return emu::parameter_sizes(entry, sizes, capacity);                               \
     }

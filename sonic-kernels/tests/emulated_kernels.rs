@@ -1276,6 +1276,15 @@ fn emulator_refuses_what_the_device_would_not_run() {
         )
         .expect_err("a ragged last warp");
     assert!(err.contains("__shfl_xor_sync in a warp of 16"), "{err}");
+    let err = m
+        .launch(
+            "softmax_rows",
+            Config::linear(1, 64, 0),
+            Schedule::Forward,
+            &mut Args::new().buf(&x).buf(&y).i64(width as i64),
+        )
+        .expect_err("a 64-bit width for an int parameter");
+    assert!(err.contains("takes parameters of [8, 8, 4] bytes"), "{err}");
     // The same kernel at a whole number of warps runs and writes every element.
     run(
         &m,

@@ -42,6 +42,7 @@ struct Launch {
 
 type Launcher =
     unsafe extern "C" fn(*const Launch, *const *mut std::ffi::c_void, *mut u8, u64) -> i32;
+type Parameters = unsafe extern "C" fn(*mut u64, u64) -> u64;
 
 /// How the emulator schedules a launch: threads first-to-last with cp.async landing at
 /// issue, or last-to-first with cp.async landing only at its wait. A missing barrier or
@@ -198,6 +199,28 @@ impl Module {
         Module { name, library }
     }
 
+    /// The arguments must match the kernel's parameters in number and byte size: the
+    /// kernel reads each through its pointer, so a missing or narrower one is read past.
+    fn check_arguments(&self, entry: &str, args: &Args) -> Result<(), String> {
+        let symbol = format!("emu_{entry}_parameters");
+        // SAFETY: EMU_EXPORT defines this symbol with the `Parameters` signature.
+        let parameters: libloading::Symbol<Parameters> =
+            unsafe { self.library.get(symbol.as_bytes()) }
+                .unwrap_or_else(|e| panic!("{}: no {symbol}: {e}", self.name));
+        let mut sizes = [0u64; 32];
+        // SAFETY: `sizes` holds the capacity passed.
+        let count = unsafe { parameters(sizes.as_mut_ptr(), sizes.len() as u64) } as usize;
+        let expected = &sizes[..count.min(sizes.len())];
+        let given: Vec<u64> = args.0.iter().map(|a| a.len() as u64).collect();
+        if given != expected {
+            return Err(format!(
+                "{}::{entry} takes parameters of {expected:?} bytes; the call passes {given:?}",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// Launches `entry` under `schedule`; `Err` carries the emulator's finding.
     pub fn launch(
         &self,
@@ -206,6 +229,7 @@ impl Module {
         schedule: Schedule,
         args: &mut Args,
     ) -> Result<(), String> {
+        self.check_arguments(entry, args)?;
         let symbol = format!("emu_{entry}");
         // SAFETY: every export of the library has the `Launcher` signature (EMU_EXPORT).
         let launcher: libloading::Symbol<Launcher> = unsafe { self.library.get(symbol.as_bytes()) }
