@@ -212,18 +212,17 @@ impl DoctorReport {
             .map(|(major, minor)| format!("version {major}.{minor}"));
         let summary = probe_summary(nvrtc.library.as_deref(), details, nvrtc.error.as_deref());
         row(out, "nvrtc", summary)?;
-        let cublas = &cuda.cublas;
-        let details = cublas
-            .version
-            .map(|(major, minor, patch)| format!("version {major}.{minor}.{patch}"));
-        let summary = probe_summary(cublas.library.as_deref(), details, cublas.error.as_deref());
-        row(out, "cublas", summary)?;
-        let cudnn = &cuda.cudnn;
-        let details = cudnn
-            .version
-            .map(|(major, minor, patch)| format!("version {major}.{minor}.{patch}"));
-        let summary = probe_summary(cudnn.library.as_deref(), details, cudnn.error.as_deref());
-        row(out, "cudnn", summary)?;
+        let (cublas, cudnn) = (&cuda.cublas, &cuda.cudnn);
+        let libraries = [
+            ("cublas", &cublas.library, cublas.version, &cublas.error),
+            ("cudnn", &cudnn.library, cudnn.version, &cudnn.error),
+        ];
+        for (label, library, version, error) in libraries {
+            let details =
+                version.map(|(major, minor, patch)| format!("version {major}.{minor}.{patch}"));
+            let summary = probe_summary(library.as_deref(), details, error.as_deref());
+            row(out, label, summary)?;
+        }
         let conv = &cuda.convolution;
         let summary = match (&conv.algorithm, &conv.reason, &conv.error) {
             (Some(algorithm), Some(reason), _) => format!("{algorithm} ({reason})"),

@@ -73,13 +73,18 @@ impl Config {
     }
 }
 
-fn compiler() -> Option<String> {
-    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned());
-    let found = Command::new(&cxx)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    found.then_some(cxx)
+/// `CXX` (default `c++`) if it runs; looked up once per test binary.
+fn compiler() -> Option<&'static str> {
+    static CXX: OnceLock<Option<String>> = OnceLock::new();
+    CXX.get_or_init(|| {
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".to_owned());
+        let found = Command::new(&cxx)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        found.then_some(cxx)
+    })
+    .as_deref()
 }
 
 /// The library cache: under the test target directory, or the temporary directory for a
@@ -114,7 +119,7 @@ impl Module {
         if let Some(m) = modules.lock().expect("module cache").get(&variant) {
             return Some(m.clone());
         }
-        let module = Arc::new(Module::build(&cxx, variant));
+        let module = Arc::new(Module::build(cxx, variant));
         modules
             .lock()
             .expect("module cache")
